@@ -1,0 +1,3 @@
+from detic_cli.cli.app import main
+
+main()

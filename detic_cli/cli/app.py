@@ -1,0 +1,50 @@
+"""The `detic` executable: one typer app, one small module per subcommand."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from detic_cli import __version__
+from detic_cli.errors import DeticError
+
+app = typer.Typer(
+    name="detic",
+    help="Detic open-vocabulary detection: detect any named object, run the model zoo, train and evaluate.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"detic {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    """Detic open-vocabulary detection."""
+
+
+def _register() -> None:
+    # Each subcommand module adds itself to `app` when imported.
+    from detic_cli.cli import detect  # noqa: F401
+
+
+def main() -> None:
+    _register()
+    err = Console(stderr=True)
+    try:
+        app(standalone_mode=True)
+    except DeticError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
