@@ -258,7 +258,9 @@ class SwinTransformer(Backbone):
         self.layers = nn.ModuleList()
         for i, depth in enumerate(depths):
             start = sum(depths[:i])
-            stage = SwinStage(dims[i], depth, num_heads[i], window_size, rates[start : start + depth], i < len(depths) - 1)
+            stage = SwinStage(
+                dims[i], depth, num_heads[i], window_size, rates[start : start + depth], i < len(depths) - 1
+            )
             stage.use_checkpoint = use_checkpoint
             self.layers.append(stage)
         for i in self.out_indices:
@@ -291,7 +293,9 @@ def _init_weights(m: nn.Module) -> None:
         nn.init.zeros_(m.bias)
 
 
-def build_swin(size: str = "T", *, out_indices: Sequence[int] = (1, 2, 3), use_checkpoint: bool = False) -> SwinTransformer:
+def build_swin(
+    size: str = "T", *, out_indices: Sequence[int] = (1, 2, 3), use_checkpoint: bool = False
+) -> SwinTransformer:
     """The bottom-up Swin of `MODEL.SWIN.SIZE` (T, S, B, B-22k, B-22k-384, L-22k, L-22k-384)."""
     if size not in SWIN_SIZES:
         raise ValueError(f"unknown MODEL.SWIN.SIZE {size!r}; known: {sorted(SWIN_SIZES)}")

@@ -1,0 +1,53 @@
+"""Batched inference on raw BGR frames: resize, channel order, device, vocabulary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from detic_cli.checkpoint.load import load_checkpoint
+from detic_cli.config import CfgNode
+from detic_cli.data.transforms import resize_shortest_edge
+from detic_cli.modeling.build import build_model
+from detic_cli.structures import Instances
+
+
+class Predictor:
+    """Builds the model of `cfg`, loads `weights`, and turns BGR uint8 frames into detections.
+
+    Detections are `Instances` on the CPU in original-image pixels: `pred_boxes` (XYXY), `scores`
+    in [0, 1], `pred_classes` (indices into the vocabulary) and `pred_masks` (H, W bool) when the
+    model has a mask head.
+    """
+
+    def __init__(self, cfg: CfgNode, *, weights: str | Path, device: torch.device,
+                 embeddings: np.ndarray | None = None, class_names: list[str] | None = None) -> None:
+        self.cfg = cfg
+        self.device = device
+        self.model = build_model(cfg)
+        load_checkpoint(self.model, weights)
+        self.model.to(device).eval()
+        if embeddings is not None:
+            self.model.set_vocabulary(torch.as_tensor(np.asarray(embeddings, dtype=np.float32)), class_names)
+        self.min_size = cfg.INPUT.MIN_SIZE_TEST
+        self.max_size = cfg.INPUT.MAX_SIZE_TEST
+        self.input_format = cfg.INPUT.FORMAT
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.model.class_names
+
+    def _to_input(self, image_bgr: np.ndarray) -> dict:
+        height, width = image_bgr.shape[:2]
+        image = image_bgr[:, :, ::-1] if self.input_format == "RGB" else image_bgr
+        image = resize_shortest_edge(np.ascontiguousarray(image), self.min_size, self.max_size)
+        tensor = torch.as_tensor(image.astype("float32").transpose(2, 0, 1))
+        return {"image": tensor, "height": height, "width": width}
+
+    @torch.no_grad()
+    def __call__(self, images_bgr: list[np.ndarray]) -> list[Instances]:
+        inputs = [self._to_input(img) for img in images_bgr]
+        outputs = self.model.inference(inputs)
+        return [out["instances"].to("cpu") for out in outputs]

@@ -1,0 +1,102 @@
+"""Detic's cascade ROI heads: three box stages of increasing IoU, averaged class scores, optional mask head."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from detic_cli.layers.roi_pooler import ROIPooler
+from detic_cli.modeling.roi_heads.box_head import FastRCNNConvFCHead
+from detic_cli.modeling.roi_heads.fast_rcnn import DeticBoxPredictor, fast_rcnn_inference
+from detic_cli.modeling.roi_heads.mask_head import MaskRCNNConvUpsampleHead, mask_rcnn_inference
+from detic_cli.structures import Boxes, Instances
+
+
+class DeticCascadeROIHeads(nn.Module):
+    """Inference: stage k pools the boxes of stage k - 1 (clipped), scores are the mean of the stages'
+    probabilities, optionally multiplied with the proposal score (geometric mean), optionally one class
+    per proposal; final boxes from the last stage, then NMS and the mask head on the survivors.
+
+    Keys: `box_head.{k}`, `box_predictor.{k}`, `mask_head`.
+    """
+
+    def __init__(self, *, in_features: list[str], box_pooler: ROIPooler, box_heads: list[FastRCNNConvFCHead],
+                 box_predictors: list[DeticBoxPredictor], mask_in_features: list[str] | None = None,
+                 mask_pooler: ROIPooler | None = None, mask_head: MaskRCNNConvUpsampleHead | None = None,
+                 score_thresh: float = 0.05, nms_thresh: float = 0.5, detections_per_image: int = 100,
+                 mult_proposal_score: bool = False, one_class_per_proposal: bool = False,
+                 losses: nn.Module | None = None) -> None:
+        super().__init__()
+        self.in_features = list(in_features)
+        self.box_pooler = box_pooler
+        self.box_head = nn.ModuleList(box_heads)
+        self.box_predictor = nn.ModuleList(box_predictors)
+        self.mask_in_features = list(mask_in_features or [])
+        self.mask_pooler = mask_pooler
+        self.mask_head = mask_head
+        self.score_thresh = score_thresh
+        self.nms_thresh = nms_thresh
+        self.detections_per_image = detections_per_image
+        self.mult_proposal_score = mult_proposal_score
+        self.one_class_per_proposal = one_class_per_proposal
+        self.losses = losses
+
+    @property
+    def num_stages(self) -> int:
+        return len(self.box_head)
+
+    def set_vocabulary(self, embeddings: torch.Tensor) -> None:
+        """(C, D) class embeddings become every stage's classifier."""
+        for predictor in self.box_predictor:
+            predictor.cls_score.set_embeddings(embeddings)
+
+    def run_stage(self, features: list[torch.Tensor], proposals: list[Instances], stage: int,
+                  classifier: torch.Tensor | None = None):
+        """(class logits (R, C + 1), deltas (R, 4)) for all proposals of the batch."""
+        pooled = self.box_pooler(features, [p.proposal_boxes for p in proposals])
+        return self.box_predictor[stage](self.box_head[stage](pooled), classifier)
+
+    def forward(self, features: dict[str, torch.Tensor], proposals: list[Instances]) -> list[Instances]:
+        feats = [features[f] for f in self.in_features]
+        image_sizes = [p.image_size for p in proposals]
+        proposal_scores = [p.objectness_logits for p in proposals]
+        stage_probs: list[list[torch.Tensor]] = []
+        boxes: list[torch.Tensor] = []
+        for k in range(self.num_stages):
+            if k > 0:
+                proposals = _proposals_from_boxes(boxes, image_sizes, proposal_scores)
+            logits, deltas = self.run_stage(feats, proposals, k)
+            boxes = self.box_predictor[k].predict_boxes(deltas, proposals)
+            stage_probs.append(self.box_predictor[k].predict_probs(logits, proposals))
+        scores = [sum(per_image) / self.num_stages for per_image in zip(*stage_probs)]
+        if self.mult_proposal_score:
+            scores = [(s * ps[:, None]) ** 0.5 for s, ps in zip(scores, proposal_scores)]
+        if self.one_class_per_proposal:
+            scores = [s * (s == s[:, :-1].max(dim=1).values[:, None]).float() for s in scores]
+        instances = fast_rcnn_inference(boxes, scores, image_sizes, self.score_thresh, self.nms_thresh,
+                                        self.detections_per_image)
+        return self.forward_masks(features, instances)
+
+    def forward_masks(self, features: dict[str, torch.Tensor], instances: list[Instances]) -> list[Instances]:
+        """Set `pred_masks` on detections when the mask head is on."""
+        if self.mask_head is None or not instances:
+            return instances
+        if sum(len(i) for i in instances) == 0:
+            for inst in instances:
+                size = self.mask_pooler.output_size[0] * 2
+                inst.pred_masks = torch.zeros((0, 1, size, size), device=inst.pred_boxes.device)
+            return instances
+        pooled = self.mask_pooler([features[f] for f in self.mask_in_features], [i.pred_boxes for i in instances])
+        mask_rcnn_inference(self.mask_head(pooled), instances)
+        return instances
+
+
+def _proposals_from_boxes(boxes: list[torch.Tensor], image_sizes: list[tuple[int, int]],
+                          scores: list[torch.Tensor]) -> list[Instances]:
+    """Next-stage proposals: previous predictions clipped to the image, keeping the proposal scores."""
+    out = []
+    for b, size, s in zip(boxes, image_sizes, scores):
+        clipped = Boxes(b.detach())
+        clipped.clip(size)
+        out.append(Instances(size, proposal_boxes=clipped, objectness_logits=s))
+    return out

@@ -1,0 +1,175 @@
+"""Load a CLIP text tower from a local checkpoint or an open_clip model name; encode sentences.
+
+Accepted checkpoints: OpenAI's files (TorchScript archives as `clip.load` downloads them, or plain
+state dicts, fp16 or fp32), open_clip files (`.pt`/`.bin` with or without `state_dict`/`module.`,
+`.safetensors`), and Detic caption checkpoints (`{"model": {"text_encoder.*": ...}}`).
+"""
+
+from __future__ import annotations
+
+import logging
+import zipfile
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from detic_cli.errors import DeticError
+from detic_cli.modeling.text.text_encoder import TextEncoder, text_encoder_from_state_dict
+
+DEFAULT_CLIP_MODEL = "ViT-B-32"
+_NOT_TEXT = ("visual.", "logit_scale", "logit_bias", "attn_mask", "input_resolution", "context_length",
+             "vocab_size")
+_PLAIN_TEXT_CFG = {"context_length", "vocab_size", "width", "heads", "layers"}
+
+
+def torch_device(device: str) -> torch.device:
+    """`auto` -> cuda when available else cpu; `cuda[:N]` without a GPU is a DeticError."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise DeticError(f"--device {device}: no CUDA device is available; use --device cpu")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise DeticError(f"--device {device}: expected auto, cpu or cuda[:N]")
+    return torch.device(device)
+
+
+def _read_raw(path: Path) -> object:
+    """The file's top-level object, loaded without executing pickled code."""
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path), device="cpu")
+    if zipfile.is_zipfile(path) and any(n.endswith("/constants.pkl") for n in zipfile.ZipFile(path).namelist()):
+        # OpenAI's released .pt files are TorchScript archives; torch.load refuses them with
+        # weights_only=True, and torch.jit.load restores tensors and TorchScript code, no pickled Python.
+        return torch.jit.load(str(path), map_location="cpu").state_dict()
+    return torch.load(str(path), map_location="cpu", weights_only=True)
+
+
+def _text_state(raw: object, path: Path) -> dict[str, torch.Tensor]:
+    """Unwrap `state_dict`/`model`, strip `module.`/`text_encoder.`, keep only the text-tower tensors."""
+    for key in ("state_dict", "model"):
+        if isinstance(raw, dict) and isinstance(raw.get(key), dict):
+            raw = raw[key]
+    if not isinstance(raw, dict) or not all(isinstance(v, torch.Tensor) for v in raw.values()):
+        raise DeticError(f"{path}: not a CLIP checkpoint (expected a state dict of tensors)")
+    state = {k.removeprefix("module."): v for k, v in raw.items()}
+    if any(k.startswith("text_encoder.") for k in state):
+        state = {k.removeprefix("text_encoder."): v for k, v in state.items() if k.startswith("text_encoder.")}
+    state = {k: v.float() for k, v in state.items() if not k.startswith(_NOT_TEXT)}
+    if "token_embedding.weight" not in state or "text_projection" not in state:
+        raise DeticError(f"{path}: no CLIP text tower found (token_embedding.weight, text_projection); "
+                         "pass an OpenAI CLIP, open_clip or Detic caption checkpoint")
+    return state
+
+
+def load_text_encoder(path: str | Path, quick_gelu: bool = True) -> TextEncoder:
+    """A float32 TextEncoder in eval mode from a local checkpoint file (see module docstring)."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise DeticError(f"--clip-checkpoint {path}: file not found")
+    try:
+        raw = _read_raw(path)
+    except Exception as exc:  # corrupt, truncated or unsafe pickle
+        raise DeticError(f"--clip-checkpoint {path}: cannot be read safely ({type(exc).__name__}: "
+                         f"{str(exc).splitlines()[0][:200]})") from exc
+    state = _text_state(raw, path)
+    try:
+        return text_encoder_from_state_dict(state, quick_gelu=quick_gelu)
+    except (KeyError, RuntimeError, IndexError) as exc:
+        raise DeticError(f"{path}: the text tower does not have the CLIP (OpenAI) layout: "
+                         f"{str(exc).splitlines()[0][:200]}") from exc
+
+
+@contextmanager
+def _quiet_open_clip():
+    """open_clip logs failed downloads at ERROR level; we report them as one DeticError instead."""
+    logger = logging.getLogger()
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def split_model_name(clip_model: str) -> tuple[str, str]:
+    """`NAME` or `NAME:TAG` -> (open_clip architecture, pretrained tag; default `openai`)."""
+    name, _, tag = clip_model.partition(":")
+    return name, tag or "openai"
+
+
+def open_clip_weights(clip_model: str) -> tuple[Path, bool]:
+    """Local file of an open_clip pretrained model (from its / huggingface_hub's cache, or downloaded)
+    and whether its text MLP uses QuickGELU. Not cached and offline -> DeticError."""
+    import open_clip
+    from open_clip import pretrained as oc_pretrained
+
+    name, tag = split_model_name(clip_model)
+    if name not in open_clip.list_models():
+        raise DeticError(f"--clip-model {clip_model}: unknown open_clip model; try ViT-B-32, ViT-B-16, "
+                         "ViT-L-14 (see open_clip.list_models())")
+    cfg = oc_pretrained.get_pretrained_cfg(name, tag)
+    if not cfg:
+        tags = ", ".join(oc_pretrained.list_pretrained_tags_by_model(name)) or "none"
+        raise DeticError(f"--clip-model {clip_model}: no pretrained weights '{tag}' (known tags: {tags})")
+    model_cfg = open_clip.get_model_config(name) or {}
+    text_cfg = model_cfg.get("text_cfg", {})
+    plain = set(text_cfg) <= _PLAIN_TEXT_CFG and text_cfg.get("heads", 0) * 64 == text_cfg.get("width", -1)
+    if not plain or model_cfg.get("custom_text"):
+        raise DeticError(f"--clip-model {clip_model}: its text tower is not CLIP's BPE transformer; "
+                         "use a CLIP model such as ViT-B-32")
+    try:
+        with _quiet_open_clip():
+            file = oc_pretrained.download_pretrained(cfg)
+    except Exception as exc:
+        raise DeticError(f"--clip-model {clip_model}: weights '{tag}' are not in the local cache and could "
+                         "not be downloaded (offline?); connect once, or pass --clip-checkpoint PATH") from exc
+    quick = bool(cfg.get("quick_gelu")) or bool(model_cfg.get("quick_gelu"))
+    return Path(file), quick
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    """Which CLIP text tower to use: a local checkpoint file, else an open_clip model name."""
+
+    clip_model: str = DEFAULT_CLIP_MODEL
+    clip_checkpoint: str | None = None
+
+
+def load_encoder(spec: EncoderSpec) -> TextEncoder:
+    """The TextEncoder for `spec` on CPU, float32, eval mode."""
+    if spec.clip_checkpoint:
+        return load_text_encoder(spec.clip_checkpoint)
+    file, quick = open_clip_weights(spec.clip_model)
+    return load_text_encoder(file, quick_gelu=quick)
+
+
+def encode_sentences(
+    model: TextEncoder,
+    sentences: Sequence[str],
+    device: torch.device,
+    batch_size: int = 256,
+    on_truncated: Callable[[int, str], None] | None = None,
+) -> np.ndarray:
+    """Sentences -> (N, D) float32 features, not normalised, computed in float32 in batches.
+
+    `on_truncated(index, sentence)` is called for each sentence longer than the context.
+    """
+    if batch_size < 1:
+        raise DeticError(f"--batch-size {batch_size}: must be at least 1")
+    model = model.to(device=device, dtype=torch.float32).eval()
+    out = np.zeros((len(sentences), model.text_projection.shape[1]), dtype=np.float32)
+    for start in range(0, len(sentences), batch_size):
+        chunk = list(sentences[start : start + batch_size])
+        tokens = model.tokenize(chunk)
+        for row in tokens.truncated:
+            if on_truncated is not None:
+                on_truncated(start + row, chunk[row])
+        with torch.inference_mode():
+            out[start : start + len(chunk)] = model.encode_tokens(tokens.ids.to(device)).float().cpu().numpy()
+    return out

@@ -1,0 +1,112 @@
+"""`--vocab SPEC` -> class names and their classifier embeddings (what `detic detect` uses)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from detic_cli.errors import DeticError
+from detic_cli.vocab.build import embed_names
+from detic_cli.vocab.clip_encoder import DEFAULT_CLIP_MODEL, EncoderSpec
+from detic_cli.vocab.names import drop_duplicates, read_names_file, split_names, warn
+from detic_cli.vocab.prompts import DEFAULT_PROMPT, prompt_template
+from detic_cli.vocab.sidecar import array_sha256, read_sidecar
+
+BUILTIN_VOCABULARIES = ("lvis", "objects365", "o365", "openimages", "oid", "coco")
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """`names`: C class names; `embeddings`: (C, D) float32 CLIP text features, unnormalised;
+    `source`: where they came from (`builtin:lvis`, `npy:PATH`, `names`, `names-file:PATH`)."""
+
+    names: list[str]
+    embeddings: np.ndarray
+    source: str
+
+
+def _builtin(name: str, mirror: str | None) -> Vocabulary:
+    try:
+        from detic_cli.vocab.builtin import fetch_builtin_vocabulary
+    except ImportError as exc:
+        raise DeticError(f"--vocab {name}: built-in vocabularies are not available in this install") from exc
+    names, emb = fetch_builtin_vocabulary(name, mirror=mirror)
+    return Vocabulary(list(names), np.asarray(emb, dtype=np.float32), f"builtin:{name}")
+
+
+def _npy_names(path: Path, count: int, names_file: str | None, array: np.ndarray) -> list[str]:
+    """Names for the rows of an embeddings file: --vocab-names, else the sidecar, else class_N."""
+    if names_file:
+        names = read_names_file(names_file, "--vocab-names")
+        if len(names) != count:
+            raise DeticError(f"--vocab-names {names_file}: {len(names)} names for {count} rows of {path}; "
+                             "give one name per row")
+        return names
+    side = read_sidecar(path)
+    if side is None:
+        return [f"class_{i}" for i in range(count)]
+    if len(side["names"]) != count:
+        raise DeticError(f"{path.with_suffix('.json')}: {len(side['names'])} names for {count} rows; "
+                         "rebuild the vocabulary or pass --vocab-names")
+    if side.get("sha256") and side["sha256"] != array_sha256(array):
+        warn(f"{path}: the array differs from the one its sidecar describes (sha256); names used anyway")
+    return [str(n) for n in side["names"]]
+
+
+def _from_npy(spec: str, names_file: str | None) -> Vocabulary:
+    path = Path(spec).expanduser()
+    if not path.is_file():
+        raise DeticError(f"--vocab {spec}: file not found")
+    try:
+        array = np.load(path, allow_pickle=False)
+    except Exception as exc:
+        raise DeticError(f"--vocab {spec}: not a readable .npy array ({type(exc).__name__})") from exc
+    if array.ndim != 2 or array.shape[0] < 1 or array.shape[1] < 1:
+        raise DeticError(f"--vocab {spec}: expected a 2-D (classes x dim) array, got shape {tuple(array.shape)}")
+    if not np.issubdtype(array.dtype, np.floating) or not np.isfinite(array).all():
+        raise DeticError(f"--vocab {spec}: expected finite floating-point embeddings, got {array.dtype}")
+    names = _npy_names(path, array.shape[0], names_file, array)
+    return Vocabulary(names, array.astype(np.float32), f"npy:{path}")
+
+
+def resolve_vocabulary(
+    spec: str,
+    *,
+    names_file: str | None = None,
+    vocab_file: str | None = None,
+    clip_checkpoint: str | None = None,
+    clip_model: str = DEFAULT_CLIP_MODEL,
+    device: str = "cpu",
+    mirror: str | None = None,
+) -> Vocabulary:
+    """Resolve `spec`: a built-in name, a `.npy` path (names from `names_file`, the sidecar JSON or
+    `class_N`), or comma-separated class names encoded with CLIP ("a " + name), cached in
+    DETIC_HOME. `vocab_file` (one name per line) replaces `spec`, which must then be empty.
+    Raises DeticError for any bad input; warns on stderr for what it drops or truncates."""
+    spec = (spec or "").strip()
+    encoder = EncoderSpec(clip_model=clip_model, clip_checkpoint=clip_checkpoint)
+    if vocab_file:
+        if spec:
+            raise DeticError(f"--vocab {spec!r} and --vocab-file {vocab_file}: give only one of them")
+        names = drop_duplicates(read_names_file(vocab_file, "--vocab-file"), "--vocab-file")
+        return _encode(names, encoder, device, f"names-file:{vocab_file}")
+    if not spec:
+        raise DeticError("--vocab: empty; give a built-in name (lvis, objects365, openimages, coco), "
+                         "a .npy file or class names such as \"cat,dog\"")
+    if spec.lower() in BUILTIN_VOCABULARIES:
+        if names_file:
+            warn(f"--vocab-names {names_file} is ignored: the built-in vocabulary {spec} has its own names")
+        return _builtin(spec.lower(), mirror)
+    if spec.lower().endswith(".npy"):
+        return _from_npy(spec, names_file)
+    if names_file:
+        warn(f"--vocab-names {names_file} is ignored: it names the rows of a .npy vocabulary")
+    names = drop_duplicates(split_names(spec, "--vocab"), "--vocab")
+    return _encode(names, encoder, device, "names")
+
+
+def _encode(names: list[str], encoder: EncoderSpec, device: str, source: str) -> Vocabulary:
+    emb, _ = embed_names(names, prompt_template(DEFAULT_PROMPT), encoder, device=device)
+    return Vocabulary(names, emb, source)

@@ -1,0 +1,96 @@
+"""ConvNeXt-T bottom-up (timm feature layout): key layout, strict parity load, shapes, math vs timm."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from detic_cli.modeling.backbone.convnext import TimmConvNeXt
+
+CONFIG = "Detic_LCOCOI21k_CLIP_CXT21k_640b32_4x_ft4x_max-size.yaml"
+PREFIX = "backbone.bottom_up."
+
+
+def _manifest(shared: Path) -> dict[str, list[int]]:
+    keys = json.loads((shared / "parity" / "manifests.json").read_text())[CONFIG]
+    return {k[len(PREFIX) :]: v for k, v in keys.items() if k.startswith(PREFIX)}
+
+
+def _parity_weights(shared: Path, keys: dict[str, list[int]]) -> dict[str, torch.Tensor]:
+    sys.path.insert(0, str(shared / "parity"))
+    try:
+        from parity_weights import parity_state_dict
+    finally:
+        sys.path.pop(0)
+    return {k[len(PREFIX) :]: v for k, v in parity_state_dict({PREFIX + k: s for k, s in keys.items()}, 0).items()}
+
+
+@pytest.fixture(scope="module")
+def weights(shared_dir: Path) -> dict[str, torch.Tensor]:
+    return _parity_weights(shared_dir, _manifest(shared_dir))
+
+
+def test_state_dict_keys_and_shapes_match_manifest(shared_dir: Path) -> None:
+    model = TimmConvNeXt(base_name="convnext_tiny_21k", out_levels=(2, 3, 4))
+    got = {k: list(v.shape) for k, v in model.state_dict().items()}
+    assert got == _manifest(shared_dir)
+
+
+def test_metadata_matches_fpn_inputs() -> None:
+    model = TimmConvNeXt(out_levels=(2, 3, 4))
+    assert model.out_features == ["layer2", "layer3", "layer4"]
+    # FPN laterals 3/4/5 of the checkpoint take 192/384/768 channels
+    assert model.out_channels == {"layer2": 192, "layer3": 384, "layer4": 768}
+    assert model.out_strides == {"layer2": 8, "layer3": 16, "layer4": 32}
+    assert model.size_divisibility == 32
+    assert not hasattr(TimmConvNeXt(out_levels=(1, 2)).base, "stages_2")  # truncated like timm's feature net
+    with pytest.raises(ValueError, match="OUT_LEVELS"):
+        TimmConvNeXt(out_levels=(3, 4, 5))
+    with pytest.raises(ValueError, match="BASE_NAME"):
+        TimmConvNeXt(base_name="convnext_huge")
+
+
+@pytest.mark.parametrize(("h", "w"), [(64, 96), (225, 333)])
+def test_parity_load_and_shapes(weights: dict[str, torch.Tensor], h: int, w: int) -> None:
+    model = TimmConvNeXt().eval()
+    model.load_state_dict(weights, strict=True)
+    with torch.no_grad():
+        out = model(torch.randn(1, 3, h, w))
+    assert list(out) == ["layer2", "layer3", "layer4"]
+    side_h, side_w = h // 4, w // 4
+    for level, ch in zip((2, 3, 4), (192, 384, 768), strict=True):
+        side_h, side_w = side_h // 2, side_w // 2
+        assert tuple(out[f"layer{level}"].shape) == (1, ch, side_h, side_w)
+        assert torch.isfinite(out[f"layer{level}"]).all()
+
+
+def test_matches_timm_convnext(weights: dict[str, torch.Tensor]) -> None:
+    timm = pytest.importorskip("timm")
+    ref = timm.create_model("convnext_tiny", features_only=True, out_indices=(1, 2, 3), pretrained=False).eval()
+    ref.load_state_dict({k[len("base.") :]: v for k, v in weights.items()}, strict=True)
+    model = TimmConvNeXt().eval()
+    model.load_state_dict(weights, strict=True)
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 64, 96)
+    with torch.no_grad():
+        ours, theirs = model(x), ref(x)
+    for got, want in zip(ours.values(), theirs, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4 * float(want.abs().max()))
+
+
+def test_drop_path_only_in_training() -> None:
+    model = TimmConvNeXt(out_levels=(4,), drop_path_rate=0.5)
+    x = torch.randn(4, 3, 32, 32)
+    model.eval()
+    with torch.no_grad():
+        a, b = model(x)["layer4"], model(x)["layer4"]
+    torch.testing.assert_close(a, b)
+    model.train()
+    torch.manual_seed(1)
+    with torch.no_grad():
+        c = model(x)["layer4"]
+    assert not torch.allclose(a, c)

@@ -1,0 +1,171 @@
+"""Swin bottom-up: official key layout, strict parity-checkpoint load, shapes for odd sizes, block math."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from detic_cli.modeling.backbone.swin import PatchMerging, SwinBlock, SwinTransformer, build_swin, shifted_window_mask
+
+CONFIG = "Detic_LCOCOI21k_CLIP_SwinB_896b32_4x_ft4x_max-size.yaml"
+PREFIX = "backbone.bottom_up."
+DERIVED = "relative_position_index"
+
+
+def _manifest(shared: Path) -> dict[str, list[int]]:
+    keys = json.loads((shared / "parity" / "manifests.json").read_text())[CONFIG]
+    return {k[len(PREFIX) :]: v for k, v in keys.items() if k.startswith(PREFIX)}
+
+
+def _parity_weights(shared: Path, keys: dict[str, list[int]]) -> dict[str, torch.Tensor]:
+    sys.path.insert(0, str(shared / "parity"))
+    try:
+        from parity_weights import parity_state_dict
+    finally:
+        sys.path.pop(0)
+    return {k[len(PREFIX) :]: v for k, v in parity_state_dict({PREFIX + k: s for k, s in keys.items()}, 0).items()}
+
+
+@pytest.fixture(scope="module")
+def swin_b() -> SwinTransformer:
+    return build_swin("B-22k").eval()
+
+
+def test_state_dict_keys_and_shapes_match_manifest(shared_dir: Path, swin_b: SwinTransformer) -> None:
+    manifest = _manifest(shared_dir)
+    expected = {k: v for k, v in manifest.items() if not k.endswith(DERIVED)}
+    got = {k: list(v.shape) for k, v in swin_b.state_dict().items()}
+    assert got == expected
+    # the derived index the original saves has the manifest's shape
+    index = swin_b.layers[0].blocks[0].attn.relative_position_index
+    assert list(index.shape) == manifest["layers.0.blocks.0.attn.relative_position_index"]
+
+
+def test_parity_checkpoint_loads_strictly_with_or_without_index(shared_dir: Path, swin_b: SwinTransformer) -> None:
+    weights = _parity_weights(shared_dir, _manifest(shared_dir))
+    assert not any(k.endswith(DERIVED) for k in weights)
+    swin_b.load_state_dict(weights, strict=True)
+    # official checkpoints also carry the index: accepted and ignored
+    with_index = dict(weights)
+    with_index["layers.0.blocks.0.attn.relative_position_index"] = torch.zeros(49, 49, dtype=torch.long)
+    swin_b.load_state_dict(with_index, strict=True)
+    assert int(swin_b.layers[0].blocks[0].attn.relative_position_index.max()) == 168
+    assert torch.equal(swin_b.layers[0].blocks[0].norm1.weight, weights["layers.0.blocks.0.norm1.weight"])
+
+    with torch.no_grad():
+        out = swin_b(torch.randn(1, 3, 64, 96))
+    assert list(out) == ["swin1", "swin2", "swin3"]
+    assert {k: tuple(v.shape) for k, v in out.items()} == {
+        "swin1": (1, 256, 8, 12),
+        "swin2": (1, 512, 4, 6),
+        "swin3": (1, 1024, 2, 3),
+    }
+    assert all(torch.isfinite(v).all() for v in out.values())
+
+
+def test_swin_b_metadata(swin_b: SwinTransformer) -> None:
+    assert swin_b.out_features == ["swin1", "swin2", "swin3"]
+    assert swin_b.out_channels == {"swin1": 256, "swin2": 512, "swin3": 1024}
+    assert swin_b.out_strides == {"swin1": 8, "swin2": 16, "swin3": 32}
+    assert swin_b.size_divisibility == 32
+    assert len(swin_b.layers[2].blocks) == 18 and swin_b.layers[3].downsample is None
+    with pytest.raises(ValueError, match="SWIN.SIZE"):
+        build_swin("XL")
+
+
+@pytest.mark.parametrize(("h", "w"), [(225, 333), (31, 17)])
+def test_odd_input_sizes_are_padded(h: int, w: int) -> None:
+    model = SwinTransformer(embed_dim=16, depths=(2, 2, 2, 2), num_heads=(1, 2, 2, 4), out_indices=(0, 1, 2, 3)).eval()
+    with torch.no_grad():
+        out = model(torch.randn(2, 3, h, w))
+    side_h, side_w = -(-h // 4), -(-w // 4)
+    for i in range(4):
+        assert tuple(out[f"swin{i}"].shape) == (2, 16 * 2**i, side_h, side_w)
+        assert model.out_strides[f"swin{i}"] == 4 * 2**i
+        side_h, side_w = -(-side_h // 2), -(-side_w // 2)
+
+
+def _reference_block(blk: SwinBlock, x: torch.Tensor) -> torch.Tensor:
+    """Unwindowed reference: full attention over the padded, rolled map, cross-window pairs excluded."""
+    b, h, w, c = x.shape
+    win, s, heads = blk.window_size, blk.shift, blk.attn.num_heads
+    y = F.pad(blk.norm1(x), (0, 0, 0, (-w) % win, 0, (-h) % win))
+    hp, wp = y.shape[1:3]
+    y = torch.roll(y, (-s, -s), (1, 2))
+    rows, cols = torch.meshgrid(torch.arange(hp), torch.arange(wp), indexing="ij")
+    rows, cols = rows.flatten(), cols.flatten()
+
+    def region(v: torch.Tensor, size: int) -> torch.Tensor:
+        return (v >= size - win).long() + (v >= size - s).long() if s else torch.zeros_like(v)
+
+    same_window = (rows[:, None] // win == rows[None] // win) & (cols[:, None] // win == cols[None] // win)
+    reg = region(rows, hp) * 3 + region(cols, wp)
+    logits_add = torch.where(reg[:, None] == reg[None], 0.0, -100.0)
+    logits_add = logits_add.masked_fill(~same_window, float("-inf"))
+    dr = (rows % win)[:, None] - (rows % win)[None] + win - 1
+    dc = (cols % win)[:, None] - (cols % win)[None] + win - 1
+    bias = blk.attn.relative_position_bias_table[dr * (2 * win - 1) + dc].permute(2, 0, 1)  # heads, L, L
+    q, k, v = blk.attn.qkv(y.reshape(b, hp * wp, c)).view(b, hp * wp, 3, heads, c // heads).permute(2, 0, 3, 1, 4)
+    attn = (q * blk.attn.scale) @ k.transpose(-1, -2) + bias + logits_add
+    out = (attn.softmax(-1) @ v).transpose(1, 2).reshape(b, hp, wp, c)
+    out = torch.roll(blk.attn.proj(out), (s, s), (1, 2))[:, :h, :w]
+    x = x + out
+    return x + blk.mlp(blk.norm2(x))
+
+
+@pytest.mark.parametrize("shift", [0, 3])
+def test_window_block_matches_unwindowed_reference(shift: int) -> None:
+    torch.manual_seed(0)
+    blk = SwinBlock(dim=8, num_heads=2, window_size=7, shift=shift, drop_path_rate=0.1).eval()
+    with torch.no_grad():
+        blk.attn.relative_position_bias_table.normal_()
+        x = torch.randn(2, 10, 13, 8)
+        mask = shifted_window_mask(14, 14, 7, 3, x.device)
+        assert mask.shape == (4, 49, 49)
+        torch.testing.assert_close(blk(x, mask), _reference_block(blk, x), rtol=1e-5, atol=1e-5)
+
+
+def test_patch_merging_order_and_odd_padding() -> None:
+    torch.manual_seed(0)
+    merge = PatchMerging(3).eval()
+    x = torch.randn(1, 5, 7, 3)
+    padded = F.pad(x, (0, 0, 0, 1, 0, 1))  # (1, 6, 8, 3)
+    # sub-sample order: (row 0, col 0), (row 1, col 0), (row 0, col 1), (row 1, col 1) of each 2x2 cell
+    cells = padded.view(1, 3, 2, 4, 2, 3).permute(0, 1, 3, 4, 2, 5).reshape(1, 3, 4, 12)
+    with torch.no_grad():
+        torch.testing.assert_close(merge(x), merge.reduction(merge.norm(cells)))
+    assert merge(x).shape == (1, 3, 4, 6)
+
+
+def test_matches_timm_swin_where_no_padding_is_needed() -> None:
+    """timm 1.x's Swin (downsample moved to the next stage) agrees when every stage side exceeds the window."""
+    swin_mod = pytest.importorskip("timm.models.swin_transformer")
+    torch.manual_seed(0)
+    dims = {"embed_dim": 16, "depths": (2, 2, 2, 2), "num_heads": (1, 2, 2, 4), "window_size": 7}
+    ref = swin_mod.SwinTransformer(img_size=448, num_classes=0, **dims).eval()
+    ours = SwinTransformer(out_indices=(0, 1, 2, 3), **dims).eval()
+    with torch.no_grad():
+        for p in ours.parameters():
+            p.normal_(0.0, 0.2)
+    renamed = {}
+    for key, value in ours.state_dict().items():
+        if ".downsample." in key:
+            stage, rest = key[len("layers.") :].split(".", 1)
+            key = f"layers.{int(stage) + 1}.{rest}"
+        renamed[key] = value
+    missing, unexpected = ref.load_state_dict(renamed, strict=False)
+    assert set(missing) == {"norm.weight", "norm.bias"}
+    assert all(k.startswith("norm") and k[4].isdigit() for k in unexpected)
+    x = torch.randn(1, 3, 448, 448)
+    with torch.no_grad():
+        got = ours(x)
+        y = ref.patch_embed(x)
+        for i, stage in enumerate(ref.layers):
+            y = stage(y)
+            want = getattr(ours, f"norm{i}")(y).permute(0, 3, 1, 2)
+            torch.testing.assert_close(got[f"swin{i}"], want, rtol=1e-4, atol=1e-4)
