@@ -2,9 +2,97 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
 from detic_cli.cli.app import app
+from detic_cli.cli.common import resolve_device
+from detic_cli.config import CfgNode, load_config
+from detic_cli.data.sources import expand_inputs
+from detic_cli.engine.detect_job import DetectJob, OutputPlan, count_frames
+from detic_cli.engine.predictor import Predictor
+from detic_cli.errors import DeticError
+
+_err = Console(stderr=True)
+
+
+def _model_files(model: str | None, config: Path | None, weights: Path | None,
+                 mirror: str | None) -> tuple[Path, Path]:
+    if config is not None or weights is not None:
+        if config is None or weights is None:
+            raise DeticError("--config and --weights go together (or use --model NAME from `detic zoo list`)")
+        if model is not None:
+            raise DeticError("give either --model or --config/--weights, not both")
+        return config, weights
+    from detic_cli.zoo.catalog import DEFAULT_MODEL
+    from detic_cli.zoo.resolve import resolve_model
+
+    return resolve_model(model or DEFAULT_MODEL, mirror=mirror)
+
+
+def _detect_config(config: Path, overrides: list[str], threshold: float, pred_all_class: bool) -> CfgNode:
+    """The demo's settings: SCORE_THRESH_TEST = threshold, one class per proposal unless asked otherwise."""
+    if not 0.0 <= threshold <= 1.0:
+        raise DeticError(f"--threshold {threshold}: must be between 0 and 1")
+    demo = [f"MODEL.ROI_HEADS.SCORE_THRESH_TEST={threshold}",
+            f"MODEL.ROI_HEADS.ONE_CLASS_PER_PROPOSAL={not pred_all_class}"]
+    return load_config(config, demo + list(overrides))
 
 
 @app.command("detect")
-def detect() -> None:
-    """Detect objects (engine under construction)."""
+def detect(
+    inputs: list[str] = typer.Argument(..., help="Images, folders, globs, videos, a webcam index (0), and "
+                                                 "trailing KEY.PATH=VALUE config overrides."),
+    model: str | None = typer.Option(None, "--model", "-m", help="Zoo model name (default: the IN-21K+COCO "
+                                                                 "Swin-B model)."),
+    config: Path | None = typer.Option(None, "--config", "-c", help="Detic YAML (original or project)."),
+    weights: Path | None = typer.Option(None, "--weights", "-w", help="Checkpoint in the official layout."),
+    vocab: str = typer.Option("lvis", "--vocab", help="lvis | objects365 | openimages | coco | \"a,b\" | "
+                                                     "embeddings .npy"),
+    vocab_names: Path | None = typer.Option(None, "--vocab-names", help="Class names of a .npy, one per line."),
+    vocab_file: Path | None = typer.Option(None, "--vocab-file", help="Class names, one per line (CLIP-encoded)."),
+    clip_checkpoint: Path | None = typer.Option(None, "--clip-checkpoint", help="Local CLIP weights for names."),
+    threshold: float = typer.Option(0.5, "--threshold", "-t", help="Minimum score of a detection."),
+    pred_all_class: bool = typer.Option(False, "--pred-all-class", help="Keep every class above the threshold "
+                                                                        "per box, not only the best."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda[:N]"),
+    batch_size: int = typer.Option(1, "--batch-size", min=1, help="Frames per forward pass."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Folder, or a file for a single input."),
+    json_path: Path | None = typer.Option(None, "--json", help="Write detections as JSON."),
+    max_frames: int | None = typer.Option(None, "--max-frames", min=1, help="Stop each video/webcam after N "
+                                                                            "frames."),
+    mirror: str | None = typer.Option(None, "--mirror", help="Base URL or folder standing in for public hosts."),
+) -> None:
+    """Detect objects of any vocabulary in pictures and videos."""
+    overrides = [w for w in inputs if "=" in w and not Path(w).exists()]
+    sources = expand_inputs([w for w in inputs if w not in overrides])
+    if not sources:
+        raise DeticError("no input given: name images, folders, globs, videos or a webcam index")
+    torch_device = resolve_device(device)
+    config_path, weights_path = _model_files(model, config, weights, mirror)
+    cfg = _detect_config(config_path, overrides, threshold, pred_all_class)
+    from detic_cli.vocab.resolve import resolve_vocabulary
+
+    vocabulary = resolve_vocabulary(vocab if not vocab_file else "", names_file=str(vocab_names) if vocab_names
+                                    else None, vocab_file=str(vocab_file) if vocab_file else None,
+                                    clip_checkpoint=str(clip_checkpoint) if clip_checkpoint else None,
+                                    device=str(torch_device), mirror=mirror)
+    predictor = Predictor(cfg, weights=weights_path, device=torch_device, embeddings=vocabulary.embeddings,
+                          class_names=vocabulary.names)
+    job = DetectJob(predictor, sources, plan=OutputPlan.make(sources, output), json_path=json_path,
+                    batch_size=batch_size, max_frames=max_frames)
+    _run_with_progress(job, count_frames(sources, max_frames))
+    _err.print(f"detect: {job.frames_done} frame(s) from {len(sources)} input(s)"
+               + (f"; JSON {json_path}" if json_path else "") + (f"; pictures in {output}" if output else ""),
+               highlight=False)
+
+
+def _run_with_progress(job: DetectJob, total: int | None) -> None:
+    columns = [TextColumn("[bold]detect"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TimeRemainingColumn()]
+    with Progress(*columns, console=_err, transient=False, disable=total is not None and total <= 1) as bar:
+        task = bar.add_task("detect", total=total)
+        job.run(on_frame=lambda frame, inst: bar.advance(task))

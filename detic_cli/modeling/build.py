@@ -25,15 +25,16 @@ def build_bottom_up(cfg: CfgNode) -> Backbone:
     if name in ("build_p67_timm_fpn_backbone", "build_p35_timm_fpn_backbone", "build_timm_backbone"):
         timm_cfg = cfg.MODEL.TIMM
         if timm_cfg.BASE_NAME.startswith("convnext"):
-            from detic_cli.modeling.backbone.convnext import build_convnext
+            from detic_cli.modeling.backbone.convnext import TimmConvNeXt
 
-            return build_convnext(cfg)
+            return TimmConvNeXt(base_name=timm_cfg.BASE_NAME, out_levels=list(timm_cfg.OUT_LEVELS))
         return TimmResNet(base_name=timm_cfg.BASE_NAME, out_levels=list(timm_cfg.OUT_LEVELS),
                           freeze_at=timm_cfg.FREEZE_AT, norm=timm_cfg.NORM)
     if name == "build_swintransformer_fpn_backbone":
         from detic_cli.modeling.backbone.swin import build_swin
 
-        return build_swin(cfg.MODEL.SWIN.SIZE, out_indices=tuple(cfg.MODEL.SWIN.OUT_FEATURES))
+        return build_swin(cfg.MODEL.SWIN.SIZE, out_indices=tuple(cfg.MODEL.SWIN.OUT_FEATURES),
+                          use_checkpoint=cfg.MODEL.SWIN.USE_CHECKPOINT)
     raise DeticError(f"MODEL.BACKBONE.NAME {name!r} is not supported")
 
 

@@ -10,10 +10,12 @@ from typing import Any
 
 from torch import nn
 
+from detic_cli.layers.box_transform import Box2BoxTransform
 from detic_cli.modeling.backbone.resnet import ResNet, make_stage
 from detic_cli.modeling.proposal.rpn import RPN
+from detic_cli.modeling.proposal.rpn_loss import RPNLoss
 
-__all__ = ["build_res5_stage", "build_resnet_backbone", "build_rpn", "feature_shapes"]
+__all__ = ["build_res5_stage", "build_resnet_backbone", "build_rpn", "build_rpn_loss", "feature_shapes"]
 
 
 def build_resnet_backbone(cfg: Any, in_channels: int = 3) -> ResNet:
@@ -47,6 +49,17 @@ def feature_shapes(backbone: Any) -> dict[str, tuple[int, int]]:
     return {f: (backbone.out_channels[f], backbone.out_strides[f]) for f in backbone.out_features}
 
 
+def build_rpn_loss(cfg: Any) -> RPNLoss:
+    """Anchor matching, sampling and loss settings from cfg.MODEL.RPN.*."""
+    rpn = cfg.MODEL.RPN
+    return RPNLoss(box2box_transform=Box2BoxTransform(weights=tuple(rpn.BBOX_REG_WEIGHTS)),
+                   iou_thresholds=rpn.IOU_THRESHOLDS, iou_labels=rpn.IOU_LABELS,
+                   batch_size_per_image=rpn.BATCH_SIZE_PER_IMAGE, positive_fraction=rpn.POSITIVE_FRACTION,
+                   box_reg_loss_type=rpn.BBOX_REG_LOSS_TYPE, smooth_l1_beta=rpn.SMOOTH_L1_BETA,
+                   loss_weight=rpn.LOSS_WEIGHT, box_reg_loss_weight=rpn.BBOX_REG_LOSS_WEIGHT,
+                   boundary_thresh=rpn.BOUNDARY_THRESH)
+
+
 def build_rpn(cfg: Any, input_shapes: Mapping[str, tuple[int, int]]) -> RPN:
     """RPN from cfg.MODEL.RPN.*, ANCHOR_GENERATOR.* and PROPOSAL_GENERATOR.MIN_SIZE.
 
@@ -70,4 +83,5 @@ def build_rpn(cfg: Any, input_shapes: Mapping[str, tuple[int, int]]) -> RPN:
                anchor_offset=cfg.MODEL.ANCHOR_GENERATOR.OFFSET, box_reg_weights=tuple(rpn.BBOX_REG_WEIGHTS),
                pre_nms_topk=(rpn.PRE_NMS_TOPK_TRAIN, rpn.PRE_NMS_TOPK_TEST),
                post_nms_topk=(rpn.POST_NMS_TOPK_TRAIN, rpn.POST_NMS_TOPK_TEST), nms_thresh=rpn.NMS_THRESH,
-               min_box_size=cfg.MODEL.PROPOSAL_GENERATOR.MIN_SIZE, conv_dims=list(rpn.CONV_DIMS))
+               min_box_size=cfg.MODEL.PROPOSAL_GENERATOR.MIN_SIZE, conv_dims=list(rpn.CONV_DIMS),
+               loss=build_rpn_loss(cfg))

@@ -13,9 +13,12 @@ import numpy as np
 
 from detic_cli.errors import DeticError
 from detic_cli.vocab import cache
+from detic_cli.modeling.text.text_encoder import TextEncoder
 from detic_cli.vocab.clip_encoder import EncoderSpec, encode_sentences, load_encoder, split_model_name, torch_device
 from detic_cli.vocab.names import warn
 from detic_cli.vocab.prompts import apply_prompt
+
+_LOADED: dict[str, TextEncoder] = {}  # the last text tower loaded in this process, by encoder id
 
 
 def encoder_id(spec: EncoderSpec) -> str:
@@ -30,6 +33,14 @@ def encoder_id(spec: EncoderSpec) -> str:
         return f"clip-checkpoint:sha256:{cache.file_sha256(path)}"
     name, tag = split_model_name(spec.clip_model)
     return f"open_clip:{name}:{tag}"
+
+
+def cached_encoder(spec: EncoderSpec, enc_id: str) -> TextEncoder:
+    """Load the text tower once per process (keeps only the most recent one, ~250 MB for ViT-B/32)."""
+    if enc_id not in _LOADED:
+        _LOADED.clear()
+        _LOADED[enc_id] = load_encoder(spec)
+    return _LOADED[enc_id]
 
 
 def _sentence_groups(names: list[str], template: str, synonyms: list[list[str]] | None) -> list[list[str]]:
@@ -72,7 +83,7 @@ def embed_names(
         return hit, enc
     groups = _sentence_groups(names, template, synonyms)
     flat = [s for group in groups for s in group]
-    model = load_encoder(spec)
+    model = cached_encoder(spec, enc)
     truncated: list[int] = []
     feats = encode_sentences(model, flat, torch_device(device), batch_size,
                              on_truncated=lambda i, _s: truncated.append(i))

@@ -16,6 +16,7 @@ from torchvision.ops import batched_nms
 
 from detic_cli.layers.box_transform import Box2BoxTransform
 from detic_cli.modeling.proposal.anchors import DefaultAnchorGenerator
+from detic_cli.modeling.proposal.rpn_loss import RPNLoss
 from detic_cli.structures import Boxes, ImageList, Instances
 
 __all__ = ["RPN", "StandardRPNHead", "find_top_proposals"]
@@ -29,7 +30,7 @@ class StandardRPNHead(nn.Module):
     """
 
     def __init__(self, *, in_channels: int, num_anchors: int, box_dim: int = 4,
-                 conv_dims: Sequence[int] = (-1,)) -> None:
+                 conv_dims: Sequence[int] = (-1,), loss: RPNLoss | None = None) -> None:
         super().__init__()
         dims = [in_channels if d < 0 else int(d) for d in conv_dims]
         if len(dims) == 1:
@@ -102,7 +103,7 @@ class RPN(nn.Module):
     forward(images, features) -> one Instances per image with `proposal_boxes` (XYXY_ABS in the
     padded-input frame, clipped to that image's (h, w) in `images.image_sizes`) and
     `objectness_logits` (N,) sorted decreasing. Top-k values are (train, test) pairs chosen by
-    `self.training`.
+    `self.training`. `loss` (an RPNLoss) enables `forward_with_losses` for training.
     """
 
     def __init__(self, *, in_features: Sequence[str], in_channels: int, strides: Sequence[int],
@@ -110,7 +111,7 @@ class RPN(nn.Module):
                  anchor_aspect_ratios: Sequence = ((0.5, 1.0, 2.0),), anchor_offset: float = 0.0,
                  box_reg_weights: Sequence[float] = (1.0, 1.0, 1.0, 1.0), pre_nms_topk: tuple[int, int] = (12000, 6000),
                  post_nms_topk: tuple[int, int] = (2000, 1000), nms_thresh: float = 0.7, min_box_size: float = 0.0,
-                 conv_dims: Sequence[int] = (-1,)) -> None:
+                 conv_dims: Sequence[int] = (-1,), loss: RPNLoss | None = None) -> None:
         super().__init__()
         self.in_features = list(in_features)
         self.anchor_generator = DefaultAnchorGenerator(sizes=anchor_sizes, aspect_ratios=anchor_aspect_ratios,
@@ -124,6 +125,7 @@ class RPN(nn.Module):
         self.post_nms_topk = {True: int(post_nms_topk[0]), False: int(post_nms_topk[1])}
         self.nms_thresh = float(nms_thresh)
         self.min_box_size = float(min_box_size)
+        self.loss = loss
 
     def predict(self, features: dict[str, torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor],
                                                                     list[torch.Tensor]]:
@@ -162,3 +164,13 @@ class RPN(nn.Module):
         """Proposals for each image of `images` from the backbone `features` (B, C, Hi, Wi)."""
         anchors, logits, deltas = self.predict(features)
         return self.select(images, anchors, logits, deltas)
+
+    def forward_with_losses(self, images: ImageList, features: dict[str, torch.Tensor],
+                            gt_boxes: Sequence[Boxes]) -> tuple[list[Instances], dict[str, torch.Tensor]]:
+        """Proposals plus `loss_rpn_cls` and `loss_rpn_loc`; gt_boxes per image, XYXY in the padded-input frame."""
+        if self.loss is None:
+            raise RuntimeError("this RPN was built without a loss (pass loss=RPNLoss(...))")
+        anchors, logits, deltas = self.predict(features)
+        labels, matched = self.loss.targets(anchors, gt_boxes, images.image_sizes)
+        losses = self.loss.losses(anchors, logits, deltas, labels, matched)
+        return self.select(images, anchors, logits, deltas), losses

@@ -139,7 +139,8 @@ class _LayerNorm(nn.LayerNorm):
     """LayerNorm computed in float32 whatever the input dtype (as CLIP does for fp16)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(x.float()).to(x.dtype)
+        w, b = self.weight.float(), self.bias.float()
+        return nn.functional.layer_norm(x.float(), self.normalized_shape, w, b, self.eps).to(x.dtype)
 
 
 class _QuickGELU(nn.Module):

@@ -13,10 +13,12 @@ import torch
 from PIL import Image
 
 from detic_cli.config import load_config
+from detic_cli.layers.box_transform import Box2BoxTransform
 from detic_cli.modeling.build_resnet import build_resnet_backbone, build_rpn, feature_shapes
 from detic_cli.modeling.proposal.anchors import DefaultAnchorGenerator, cell_anchors
 from detic_cli.modeling.proposal.rpn import RPN, find_top_proposals
-from detic_cli.structures import ImageList
+from detic_cli.modeling.proposal.rpn_loss import RPNLoss, match_by_iou, subsample_labels
+from detic_cli.structures import Boxes, ImageList
 
 C4 = "BoxSup_OVCOCO_CLIP_R50_1x.yaml"
 C4_CONFIGS = [C4, "Detic_OVCOCO_CLIP_R50_1x_max-size.yaml", "Detic_OVCOCO_CLIP_R50_1x_caption.yaml",
@@ -93,11 +95,18 @@ def test_find_top_proposals_clips_filters_and_keeps_levels_apart():
     boxes1 = torch.tensor([[[1.0, 1.0, 50.0, 50.0]]])
     logits1 = torch.tensor([[1.0]])
     (res,) = find_top_proposals([boxes0, boxes1], [logits0, logits1], [(40, 45)], nms_thresh=0.7,
-                                pre_nms_topk=3, post_nms_topk=10, min_box_size=0.0)
-    # level 0 top-3: 5.0 (empty after nothing: x1 == x2 -> dropped), 3.0 (clipped), 2.0 (suppressed by it)
+                                pre_nms_topk=4, post_nms_topk=10, min_box_size=0.0)
+    # level 0: 9.0 has a NaN (dropped), 5.0 is empty (x1 == x2, dropped), 3.0 is clipped to the image,
+    # 2.0 clips to the same box and is suppressed; level 1 overlaps 3.0 at IoU 0.95 but NMS is per level
     torch.testing.assert_close(res.proposal_boxes.tensor, torch.tensor([[0.0, 0.0, 45.0, 40.0],
                                                                         [1.0, 1.0, 45.0, 40.0]]))
-    torch.testing.assert_close(res.objectness_logits, torch.tensor([3.0, 1.0]))  # other level survives NMS
+    torch.testing.assert_close(res.objectness_logits, torch.tensor([3.0, 1.0]))
+    (top1,) = find_top_proposals([boxes0, boxes1], [logits0, logits1], [(40, 45)], nms_thresh=0.7,
+                                 pre_nms_topk=1, post_nms_topk=10, min_box_size=0.0)
+    torch.testing.assert_close(top1.objectness_logits, torch.tensor([1.0]))  # level 0's top-1 is the NaN box
+    (big,) = find_top_proposals([boxes0], [logits0], [(40, 45)], nms_thresh=0.7, pre_nms_topk=4,
+                                post_nms_topk=10, min_box_size=44.0)
+    assert len(big) == 0  # min_box_size drops sides <= 44 (the clipped box is 45 x 40)
     with pytest.raises(FloatingPointError):
         find_top_proposals([boxes0], [logits0], [(40, 45)], nms_thresh=0.7, pre_nms_topk=4, post_nms_topk=10,
                            min_box_size=0.0, training=True)
@@ -162,3 +171,60 @@ def test_proposals_match_the_reference(shared_dir, chelsea_proposals):
     torch.testing.assert_close(proposals.proposal_boxes.tensor[:n], ref_boxes, rtol=0, atol=0.5)
     torch.testing.assert_close(proposals.objectness_logits[:n], torch.tensor(ref["proposals"]["objectness_logits"]),
                                rtol=0, atol=1e-2)
+
+
+def test_match_by_iou_thresholds_and_low_quality_matches():
+    iou = torch.tensor([[0.1, 0.5, 0.8, 0.0],
+                        [0.2, 0.25, 0.1, 0.0]])
+    idx, labels = match_by_iou(iou, [0.3, 0.7], [0, -1, 1], allow_low_quality_matches=False)
+    assert idx.tolist() == [1, 0, 0, 0] and labels.tolist() == [0, -1, 1, 0]
+    idx, labels = match_by_iou(iou, [0.3, 0.7], [0, -1, 1], allow_low_quality_matches=True)
+    assert labels.tolist() == [0, 1, 1, 0]  # anchor 1 is gt 1's best (0.25), kept matched to gt 0
+    assert idx.tolist() == [1, 0, 0, 0]
+    idx, labels = match_by_iou(torch.zeros(0, 3), [0.3, 0.7], [0, -1, 1], True)
+    assert idx.tolist() == [0, 0, 0] and labels.tolist() == [0, 0, 0]
+
+
+def test_subsample_labels_caps_positives():
+    labels = torch.tensor([1] * 10 + [0] * 100 + [-1] * 5)
+    pos, neg = subsample_labels(labels, 16, 0.25, 0)
+    assert len(pos) == 4 and len(neg) == 12
+    assert (labels[pos] == 1).all() and (labels[neg] == 0).all()
+    pos, neg = subsample_labels(torch.tensor([1, 0, 0]), 256, 0.5, 0)
+    assert len(pos) == 1 and len(neg) == 2
+
+
+def test_rpn_loss_values_on_a_tiny_grid():
+    """2 x 2 cells, one 32 px anchor per cell, stride 16, offset 0; gt = the first anchor.
+
+    IoUs with it: 1 (positive), 1/3 and 1/3 (ignored), 1/7 (negative)."""
+    gen = DefaultAnchorGenerator(sizes=[32], aspect_ratios=[1.0], strides=[16], offset=0.0)
+    anchors = gen([torch.zeros(1, 1, 2, 2)])
+    loss = RPNLoss(box2box_transform=Box2BoxTransform(weights=(1.0, 1.0, 1.0, 1.0)), loss_weight=2.0)
+    gt = [Boxes(torch.tensor([[-16.0, -16.0, 16.0, 16.0]]))]
+    labels, matched = loss.targets(anchors, gt, [(32, 32)])
+    assert labels.tolist() == [[1, -1, -1, 0]]
+    torch.testing.assert_close(matched[0, 0], gt[0].tensor[0])
+    deltas = torch.zeros(1, 4, 4)
+    deltas[0, 0] = torch.tensor([0.1, -0.2, 0.3, 0.0])
+    out = loss.losses(anchors, [torch.zeros(1, 4)], [deltas], labels, matched)
+    torch.testing.assert_close(out["loss_rpn_cls"], torch.tensor(2 * math.log(2) / 256 * 2.0))
+    torch.testing.assert_close(out["loss_rpn_loc"], torch.tensor(0.6 / 256 * 2.0))
+    giou = RPNLoss(box2box_transform=Box2BoxTransform(weights=(1.0, 1.0, 1.0, 1.0)), box_reg_loss_type="giou")
+    assert giou.losses(anchors, [torch.zeros(1, 4)], [torch.zeros(1, 4, 4)], labels, matched)["loss_rpn_loc"] == 0
+    empty_labels, _ = loss.targets(anchors, [Boxes(torch.zeros(0, 4))], [(32, 32)])
+    assert empty_labels.tolist() == [[0, 0, 0, 0]]
+
+
+def test_forward_with_losses_trains_the_head(shared_dir):
+    torch.manual_seed(0)
+    rpn = build_rpn(_config(shared_dir, C4), {"res4": (8, 16)}).train()
+    images = ImageList(torch.zeros(2, 3, 64, 96), [(64, 96), (60, 90)])
+    gt = [Boxes(torch.tensor([[10.0, 10.0, 50.0, 40.0]])), Boxes(torch.zeros(0, 4))]
+    proposals, losses = rpn.forward_with_losses(images, {"res4": torch.randn(2, 8, 4, 6)}, gt)
+    assert set(losses) == {"loss_rpn_cls", "loss_rpn_loc"} and len(proposals) == 2
+    sum(losses.values()).backward()
+    assert rpn.rpn_head.objectness_logits.weight.grad.abs().sum() > 0
+    assert rpn.rpn_head.anchor_deltas.weight.grad.abs().sum() > 0
+    assert not proposals[0].objectness_logits.requires_grad
+    assert len(proposals[0]) <= 2000

@@ -1,0 +1,118 @@
+"""`detect` as a job: frames from sources, batched through a Predictor, written as they come."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from detic_cli.data.image_io import IMAGE_EXTENSIONS
+from detic_cli.data.sources import VIDEO_EXTENSIONS, Frame, Source, iter_frames, video_info
+from detic_cli.engine.outputs import JsonWriter, VideoOutput, instances_to_record, write_picture
+from detic_cli.engine.predictor import Predictor
+from detic_cli.engine.visualize import draw_detections
+from detic_cli.structures import Instances
+
+
+@dataclass
+class OutputPlan:
+    """Where each source's annotated result goes (None: not written)."""
+
+    targets: dict[Source, Path] = field(default_factory=dict)
+
+    @staticmethod
+    def make(sources: list[Source], output: Path | None) -> OutputPlan:
+        plan = OutputPlan()
+        if output is None:
+            return plan
+        suffix = output.suffix.lower()
+        if len(sources) == 1 and ((sources[0].kind == "image" and suffix in IMAGE_EXTENSIONS)
+                                  or (sources[0].kind != "image" and suffix in VIDEO_EXTENSIONS)):
+            plan.targets[sources[0]] = output
+            return plan
+        used: set[str] = set()
+        for src in sources:
+            name = Path(src.location).name if src.kind == "image" else f"{Path(src.name).stem}.mp4"
+            stem, ext, n = Path(name).stem, Path(name).suffix, 1
+            while name in used:
+                name, n = f"{stem}_{n}{ext}", n + 1
+            used.add(name)
+            plan.targets[src] = output / name
+        return plan
+
+
+def count_frames(sources: list[Source], max_frames: int | None) -> int | None:
+    """Total frames to process, or None when a source has no known length (webcam)."""
+    total = 0
+    for src in sources:
+        if src.kind == "image":
+            total += 1
+            continue
+        count = video_info(src)[0] if src.kind == "video" else 0
+        if count <= 0 and max_frames is None:
+            return None
+        total += min(count, max_frames) if max_frames and count > 0 else (count or max_frames or 0)
+    return total
+
+
+def _batches(sources: list[Source], size: int, max_frames: int | None) -> Iterator[list[Frame]]:
+    batch: list[Frame] = []
+    for src in sources:
+        for frame in iter_frames(src, max_frames):
+            batch.append(frame)
+            if len(batch) == size:
+                yield batch
+                batch = []
+    if batch:
+        yield batch
+
+
+class DetectJob:
+    """Runs `predictor` over `sources`; JSON and pictures/videos are written even if a later input fails."""
+
+    def __init__(self, predictor: Predictor, sources: list[Source], *, plan: OutputPlan, json_path: Path | None,
+                 batch_size: int = 1, max_frames: int | None = None) -> None:
+        self.predictor = predictor
+        self.sources = sources
+        self.plan = plan
+        self.json = JsonWriter(json_path) if json_path else None
+        self.batch_size = max(1, batch_size)
+        self.max_frames = max_frames
+        self.videos: dict[Source, VideoOutput] = {}
+        self.frames_done = 0
+
+    def run(self, on_frame: Callable[[Frame, Instances], None] | None = None) -> None:
+        failed = False
+        try:
+            for batch in _batches(self.sources, self.batch_size, self.max_frames):
+                results = self.predictor([f.image for f in batch])
+                for frame, instances in zip(batch, results):
+                    self._emit(frame, instances)
+                    if on_frame:
+                        on_frame(frame, instances)
+        except BaseException:
+            failed = True
+            raise
+        finally:
+            for video in self.videos.values():
+                video.close(keep=True)
+            if self.json and (self.json.records or not failed):
+                self.json.close()
+
+    def _emit(self, frame: Frame, instances: Instances) -> None:
+        src, (h, w) = frame.source, frame.image.shape[:2]
+        names = self.predictor.class_names
+        if self.json:
+            index = None if src.kind == "image" else frame.index
+            self.json.add(instances_to_record(src.name, h, w, instances, names, index))
+        target = self.plan.targets.get(src)
+        if target is not None:
+            picture = draw_detections(frame.image, instances, names)
+            if src.kind == "image":
+                write_picture(target, picture)
+            else:
+                if src not in self.videos:
+                    self.videos[src] = VideoOutput(target, video_info(src)[1] if src.kind == "video" else 30.0,
+                                                   (w, h))
+                self.videos[src].write(picture)
+        self.frames_done += 1

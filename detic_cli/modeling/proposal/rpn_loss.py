@@ -1,0 +1,126 @@
+"""RPN training targets and losses, as detectron2's RPN computes them.
+
+Anchors are matched to ground truth by IoU (below 0.3 negative, 0.3-0.7 ignored, at least 0.7
+positive, plus each ground-truth box's best anchors as positives), 256 anchors per image are
+sampled with at most half positive, and the losses are a summed BCE on the sampled objectness
+logits and a summed box loss on the positive anchors, both divided by 256 * images.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torchvision.ops import complete_box_iou_loss, distance_box_iou_loss, generalized_box_iou_loss
+
+from detic_cli.layers.box_transform import Box2BoxTransform
+from detic_cli.structures import Boxes, pairwise_iou
+
+__all__ = ["RPNLoss", "match_by_iou", "smooth_l1_loss", "subsample_labels"]
+
+_IOU_LOSSES = {"giou": generalized_box_iou_loss, "diou": distance_box_iou_loss, "ciou": complete_box_iou_loss}
+
+
+def match_by_iou(iou: torch.Tensor, thresholds: Sequence[float], labels: Sequence[int],
+                 allow_low_quality_matches: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """detectron2's Matcher on a (G, R) IoU matrix: (R,) best gt index and (R,) int8 label.
+
+    An IoU in [thresholds[i-1], thresholds[i]) gets labels[i] (with -inf/+inf around the list).
+    With `allow_low_quality_matches`, every anchor that ties a gt's best IoU gets label 1.
+    No gt: index 0 and labels[0] everywhere.
+    """
+    if iou.numel() == 0:
+        return (iou.new_zeros((iou.shape[1],), dtype=torch.int64),
+                iou.new_full((iou.shape[1],), labels[0], dtype=torch.int8))
+    matched_vals, matches = iou.max(dim=0)
+    match_labels = matches.new_full(matches.shape, 1, dtype=torch.int8)
+    bounds = [-float("inf"), *thresholds, float("inf")]
+    for label, low, high in zip(labels, bounds[:-1], bounds[1:], strict=True):
+        match_labels[(matched_vals >= low) & (matched_vals < high)] = label
+    if allow_low_quality_matches:
+        best_per_gt = iou.max(dim=1, keepdim=True).values
+        match_labels[(iou == best_per_gt).any(dim=0)] = 1
+    return matches, match_labels
+
+
+def subsample_labels(labels: torch.Tensor, num_samples: int, positive_fraction: float,
+                     bg_label: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random positive and negative indices of a (R,) label vector (-1 = ignore), at most
+    num_samples * positive_fraction positives, negatives filling up to num_samples."""
+    positive = torch.nonzero((labels != -1) & (labels != bg_label), as_tuple=True)[0]
+    negative = torch.nonzero(labels == bg_label, as_tuple=True)[0]
+    num_pos = min(positive.numel(), int(num_samples * positive_fraction))
+    num_neg = min(negative.numel(), num_samples - num_pos)
+    pos_idx = positive[torch.randperm(positive.numel(), device=positive.device)[:num_pos]]
+    neg_idx = negative[torch.randperm(negative.numel(), device=negative.device)[:num_neg]]
+    return pos_idx, neg_idx
+
+
+def smooth_l1_loss(pred: torch.Tensor, target: torch.Tensor, beta: float) -> torch.Tensor:
+    """Summed smooth L1 (plain L1 when beta < 1e-5, as detectron2/fvcore)."""
+    diff = (pred - target).abs()
+    if beta < 1e-5:
+        return diff.sum()
+    return torch.where(diff < beta, 0.5 * diff * diff / beta, diff - 0.5 * beta).sum()
+
+
+class RPNLoss:
+    """Targets and losses for one RPN; `loss_rpn_cls` and `loss_rpn_loc` (already weighted)."""
+
+    def __init__(self, *, box2box_transform: Box2BoxTransform, iou_thresholds: Sequence[float] = (0.3, 0.7),
+                 iou_labels: Sequence[int] = (0, -1, 1), batch_size_per_image: int = 256,
+                 positive_fraction: float = 0.5, box_reg_loss_type: str = "smooth_l1", smooth_l1_beta: float = 0.0,
+                 loss_weight: float = 1.0, box_reg_loss_weight: float = 1.0, boundary_thresh: float = -1) -> None:
+        if box_reg_loss_type != "smooth_l1" and box_reg_loss_type not in _IOU_LOSSES:
+            raise ValueError(f"unknown RPN box loss {box_reg_loss_type!r}")
+        self.box2box_transform = box2box_transform
+        self.iou_thresholds, self.iou_labels = list(iou_thresholds), list(iou_labels)
+        self.batch_size_per_image = int(batch_size_per_image)
+        self.positive_fraction = float(positive_fraction)
+        self.box_reg_loss_type, self.smooth_l1_beta = box_reg_loss_type, float(smooth_l1_beta)
+        self.weights = {"loss_rpn_cls": loss_weight, "loss_rpn_loc": box_reg_loss_weight * loss_weight}
+        self.boundary_thresh = boundary_thresh
+
+    @torch.no_grad()
+    def targets(self, anchors: Sequence[torch.Tensor], gt_boxes: Sequence[Boxes],
+                image_sizes: Sequence[tuple[int, int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, R) labels in {-1, 0, 1} after sampling and (B, R, 4) matched gt boxes (XYXY).
+
+        anchors: per level (R_l, 4) XYXY; gt_boxes: per image, in the same padded-input frame.
+        """
+        all_anchors = Boxes(torch.cat(list(anchors)))
+        labels, matched = [], []
+        for boxes, (h, w) in zip(gt_boxes, image_sizes, strict=True):
+            idx, lab = match_by_iou(pairwise_iou(boxes, all_anchors), self.iou_thresholds, self.iou_labels, True)
+            lab = lab.to(torch.int64)
+            if self.boundary_thresh >= 0:
+                t, a = self.boundary_thresh, all_anchors.tensor
+                inside = (a[:, 0] >= -t) & (a[:, 1] >= -t) & (a[:, 2] < w + t) & (a[:, 3] < h + t)
+                lab[~inside] = -1
+            pos, neg = subsample_labels(lab, self.batch_size_per_image, self.positive_fraction, 0)
+            lab = torch.full_like(lab, -1)
+            lab[pos], lab[neg] = 1, 0
+            labels.append(lab)
+            matched.append(boxes.tensor[idx] if len(boxes) else torch.zeros_like(all_anchors.tensor))
+        return torch.stack(labels), torch.stack(matched)
+
+    def losses(self, anchors: Sequence[torch.Tensor], logits: Sequence[torch.Tensor],
+               deltas: Sequence[torch.Tensor], gt_labels: torch.Tensor,
+               gt_boxes: torch.Tensor) -> dict[str, torch.Tensor]:
+        """logits: per level (B, R_l); deltas: per level (B, R_l, 4); targets from `targets`."""
+        pos = gt_labels == 1
+        valid = gt_labels >= 0
+        pred_deltas = torch.cat(list(deltas), dim=1)
+        all_anchors = torch.cat(list(anchors))
+        if self.box_reg_loss_type == "smooth_l1":
+            target = torch.stack([self.box2box_transform.get_deltas(all_anchors, g) for g in gt_boxes])
+            loc = smooth_l1_loss(pred_deltas[pos], target[pos], self.smooth_l1_beta)
+        else:
+            pred_boxes = torch.stack([self.box2box_transform.apply_deltas(d, all_anchors) for d in pred_deltas])
+            loc = _IOU_LOSSES[self.box_reg_loss_type](pred_boxes[pos], gt_boxes[pos], reduction="sum")
+        cls = F.binary_cross_entropy_with_logits(torch.cat(list(logits), dim=1)[valid],
+                                                 gt_labels[valid].to(torch.float32), reduction="sum")
+        normalizer = self.batch_size_per_image * gt_labels.shape[0]
+        return {"loss_rpn_cls": cls / normalizer * self.weights["loss_rpn_cls"],
+                "loss_rpn_loc": loc / normalizer * self.weights["loss_rpn_loc"]}
