@@ -5,6 +5,8 @@ Two rule sets decide which annotations count, exactly as the reference tools do:
   no crowd regions; per-image `neg_category_ids` / `not_exhaustive_category_ids`.
 - `coco` (pycocotools): every annotation; `ignore` is `iscrowd`, and crowd regions are matched
   by intersection over the detection's area.
+- `oid` (Detic's OpenImages evaluator on lvis-api): the `lvis` area rule, `iscrowd` marks
+  group-of boxes, nothing is ignored.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import pycocotools.mask as mask_utils
 
 from detic_cli.errors import DeticError
 
-Rules = Literal["lvis", "coco"]
+Rules = Literal["lvis", "coco", "oid"]
 IouType = Literal["bbox", "segm"]
 
 
@@ -104,12 +106,13 @@ def build_ground_truth(data: dict[str, Any], *, rules: Rules, iou_type: IouType)
     gt.category = gt.category_index(np.asarray([a["category_id"] for a in anns], dtype=np.int64))
     gt.ann_id = np.asarray([a["id"] for a in anns], dtype=np.int64)
     gt.area = np.asarray([a["area"] for a in anns], dtype=np.float64)
+    gt.crowd = np.asarray([bool(a.get("iscrowd", 0)) for a in anns], dtype=bool)
+    gt.ignore = gt.crowd.copy()
     if rules == "lvis":
         gt.ignore = np.asarray([bool(a.get("ignore", 0)) for a in anns], dtype=bool)
-        gt.crowd = np.zeros(len(anns), dtype=bool)
-    else:
-        gt.crowd = np.asarray([bool(a.get("iscrowd", 0)) for a in anns], dtype=bool)
-        gt.ignore = gt.crowd.copy()
+        gt.crowd[:] = False
+    elif rules == "oid":
+        gt.ignore[:] = False
     gt.geometry = _geometries(gt, anns, iou_type)
     return gt
 
@@ -125,7 +128,7 @@ def _kept_annotations(gt: GroundTruth, anns: list[dict[str, Any]], rules: Rules)
     img = gt.image_index(np.asarray([a["image_id"] for a in anns], dtype=np.int64))
     cat = gt.category_index(np.asarray([a["category_id"] for a in anns], dtype=np.int64))
     keep = (img >= 0) & (cat >= 0)
-    if rules == "lvis":
+    if rules in ("lvis", "oid"):
         area = np.asarray([a["area"] for a in anns], dtype=np.float64)
         keep &= (area > 0) & (area < np.inf)
     return [a for a, k in zip(anns, keep.tolist()) if k]

@@ -30,6 +30,10 @@ def build_bottom_up(cfg: CfgNode) -> Backbone:
             return TimmConvNeXt(base_name=timm_cfg.BASE_NAME, out_levels=list(timm_cfg.OUT_LEVELS))
         return TimmResNet(base_name=timm_cfg.BASE_NAME, out_levels=list(timm_cfg.OUT_LEVELS),
                           freeze_at=timm_cfg.FREEZE_AT, norm=timm_cfg.NORM)
+    if name == "build_resnet_backbone":
+        from detic_cli.modeling.build_resnet import build_resnet_backbone
+
+        return build_resnet_backbone(cfg)
     if name == "build_swintransformer_fpn_backbone":
         from detic_cli.modeling.backbone.swin import build_swin
 
@@ -41,7 +45,7 @@ def build_bottom_up(cfg: CfgNode) -> Backbone:
 def build_backbone(cfg: CfgNode) -> Backbone:
     bottom_up = build_bottom_up(cfg)
     name = cfg.MODEL.BACKBONE.NAME
-    if name == "build_timm_backbone":
+    if name in ("build_timm_backbone", "build_resnet_backbone"):
         return bottom_up
     top = LastLevelP6P7(cfg.MODEL.FPN.OUT_CHANNELS, cfg.MODEL.FPN.OUT_CHANNELS) if "p67" in name or "swin" in name \
         else None

@@ -60,7 +60,7 @@ class CustomRCNN(nn.Module):
     def inference(self, batched_inputs: list[dict[str, Any]], do_postprocess: bool = True):
         images = self.preprocess_image(batched_inputs)
         features = self.backbone(images.tensor)
-        proposals, _ = self.proposal_generator(images, features)
+        proposals = self.proposal_generator(images, features)
         results: list[Instances] = self.roi_heads(features, proposals)
         if not do_postprocess:
             return results

@@ -8,6 +8,7 @@ state dicts, fp16 or fp32), open_clip files (`.pt`/`.bin` with or without `state
 from __future__ import annotations
 
 import logging
+import warnings
 import zipfile
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
@@ -43,11 +44,14 @@ def _read_raw(path: Path) -> object:
         from safetensors.torch import load_file
 
         return load_file(str(path), device="cpu")
-    if zipfile.is_zipfile(path) and any(n.endswith("/constants.pkl") for n in zipfile.ZipFile(path).namelist()):
-        # OpenAI's released .pt files are TorchScript archives; torch.load refuses them with
-        # weights_only=True, and torch.jit.load restores tensors and TorchScript code, no pickled Python.
-        return torch.jit.load(str(path), map_location="cpu").state_dict()
-    return torch.load(str(path), map_location="cpu", weights_only=True)
+    with warnings.catch_warnings():  # torch's deprecation / pickle-protocol notes are noise here
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        if zipfile.is_zipfile(path) and any(n.endswith("/constants.pkl") for n in zipfile.ZipFile(path).namelist()):
+            # OpenAI's released .pt files are TorchScript archives; torch.load refuses them with
+            # weights_only=True, and torch.jit.load restores tensors and TorchScript code, no pickled Python.
+            return torch.jit.load(str(path), map_location="cpu").state_dict()
+        return torch.load(str(path), map_location="cpu", weights_only=True)
 
 
 def _text_state(raw: object, path: Path) -> dict[str, torch.Tensor]:

@@ -24,6 +24,10 @@ from detic_cli.zoo.progress import Progress, default_progress
 from detic_cli.zoo.sources import Source, sources_for
 
 
+class _AllMissing(Exception):
+    """No source has the file; the message lists what each one said."""
+
+
 @dataclass(frozen=True)
 class Expected:
     """What a complete file must be: size in bytes and sha256 hex digest, each None if unknown."""
@@ -97,9 +101,10 @@ def _check(asset: Asset, part: Path, origin: str) -> tuple[int, str]:
     return size, digest
 
 
-def _missing_offline(asset: Asset, reason: str) -> DeticError:
+def _missing_offline(asset: Asset, reason: str, tried: str = "") -> DeticError:
+    where = f" nor in the mirror ({tried})" if tried else ""
     return DeticError(
-        f"offline ({reason}): {asset.filename} is not in the cache ({cache.cached_path(asset)}); "
+        f"offline ({reason}): {asset.filename} is not in the cache ({cache.cached_path(asset)}){where}; "
         f"pull it with network access (detic zoo pull ...), copy it there, or pass --mirror DIR"
     )
 
@@ -118,7 +123,7 @@ def _download_locked(asset: Asset, sources: list[Source], offline: bool, progres
         if cache.read_record(asset) is None or asset.sha256 is not None:
             cache.write_record(asset, size, digest, src.describe())
         return dest
-    raise DeticError(f"{asset.filename} not found: " + "; ".join(misses))
+    raise _AllMissing("; ".join(misses))
 
 
 def fetch(asset: Asset, *, mirror: str | None = None, progress: Progress | None = None) -> Path:
@@ -152,10 +157,9 @@ def fetch(asset: Asset, *, mirror: str | None = None, progress: Progress | None 
             return dest
         try:
             return _download_locked(asset, sources, reason is not None, progress)
-        except DeticError as exc:
-            if reason and "not found" in str(exc):
-                raise _missing_offline(asset, reason) from exc
-            raise
+        except _AllMissing as exc:
+            raise (_missing_offline(asset, reason, str(exc)) if reason else DeticError(
+                f"{asset.filename} not found: {exc}")) from exc
     finally:
         lock.release()
 

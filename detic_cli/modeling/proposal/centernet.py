@@ -43,20 +43,24 @@ class CenterNetProposals(nn.Module):
         self.nms_thresh = nms_thresh
         self.losses = losses
 
-    def forward(self, images: ImageList, features: dict[str, torch.Tensor],
-                gt_instances: list[Instances] | None = None):
-        """Returns (proposals per image, loss dict; empty at inference)."""
+    def forward(self, images: ImageList, features: dict[str, torch.Tensor]) -> list[Instances]:
+        """Proposals for each image (inference)."""
         feats = [features[f] for f in self.in_features]
-        cls_logits, box_reg, agn_hms = self.centernet_head(feats)
+        _, box_reg, agn_hms = self.centernet_head(feats)
         grids = compute_grids(feats, self.strides)
-        losses: dict[str, torch.Tensor] = {}
-        if self.training:
-            if self.losses is None:
-                raise RuntimeError("CenterNet was built without a loss module")
-            losses = self.losses(grids=grids, box_reg=box_reg, agn_hms=agn_hms, gt_instances=gt_instances)
+        return self.predict(grids, [a.sigmoid() for a in agn_hms], box_reg, images.image_sizes)
+
+    def forward_with_losses(self, images: ImageList, features: dict[str, torch.Tensor],
+                            gt_instances: list[Instances]) -> tuple[list[Instances], dict[str, torch.Tensor]]:
+        """Proposals (detached) plus the `loss_centernet_*` terms for `gt_instances` (padded-input frame)."""
+        if self.losses is None:
+            raise RuntimeError("CenterNet was built without a loss module")
+        feats = [features[f] for f in self.in_features]
+        _, box_reg, agn_hms = self.centernet_head(feats)
+        grids = compute_grids(feats, self.strides)
+        losses = self.losses(grids=grids, box_reg=box_reg, agn_hms=agn_hms, gt_instances=gt_instances)
         with torch.no_grad():
-            heatmaps = [a.sigmoid() for a in agn_hms]
-            proposals = self.predict(grids, heatmaps, box_reg, images.image_sizes)
+            proposals = self.predict(grids, [a.sigmoid() for a in agn_hms], box_reg, images.image_sizes)
         return proposals, losses
 
     def predict(self, grids, heatmaps, box_reg, image_sizes: list[tuple[int, int]]) -> list[Instances]:

@@ -240,20 +240,22 @@ class TextEncoder(nn.Module):
 
 
 def text_encoder_from_state_dict(state: dict[str, torch.Tensor], quick_gelu: bool = True) -> TextEncoder:
-    """Build a TextEncoder sized from an OpenAI-layout text state dict (heads = width / 64).
+    """A TextEncoder (eval mode) sized from an OpenAI-layout text state dict (heads = width / 64);
+    its parameters are the given tensors (same dtype and device, no copy).
 
     Raises KeyError/RuntimeError when the keys do not form a CLIP text tower.
     """
     width = state["ln_final.weight"].shape[0]
     layers = len({k.split(".")[2] for k in state if k.startswith("transformer.resblocks.")})
-    model = TextEncoder(
-        embed_dim=state["text_projection"].shape[1],
-        context_length=state["positional_embedding"].shape[0],
-        vocab_size=state["token_embedding.weight"].shape[0],
-        width=width,
-        heads=max(1, width // 64),
-        layers=layers,
-        quick_gelu=quick_gelu,
-    )
-    model.load_state_dict(state, strict=True)
+    with torch.device("meta"):  # no wasted random init: the tensors come from `state`
+        model = TextEncoder(
+            embed_dim=state["text_projection"].shape[1],
+            context_length=state["positional_embedding"].shape[0],
+            vocab_size=state["token_embedding.weight"].shape[0],
+            width=width,
+            heads=max(1, width // 64),
+            layers=layers,
+            quick_gelu=quick_gelu,
+        )
+    model.load_state_dict(state, strict=True, assign=True)
     return model.eval()

@@ -91,12 +91,14 @@ def test_stride_in_1x1_and_freeze():
 
 def test_output_shapes_dilation_and_basic_blocks():
     x = torch.randn(1, 3, 67, 93)
-    deep = ResNet(depth=50, out_features=["stem", "res2", "res5"], res5_dilation=2).eval()
+    deep = ResNet(depth=50, out_features=["stem", "res2", "res5"], res5_dilation=2, stem_out_channels=16,
+                  res2_out_channels=32, width_per_group=8).eval()
     with torch.no_grad():
         out = deep(x)
     assert deep.out_strides == {"stem": 4, "res2": 4, "res5": 16}
-    assert out["stem"].shape == (1, 64, 17, 24) and out["res2"].shape == (1, 256, 17, 24)
-    assert out["res5"].shape == (1, 2048, 5, 6)
+    assert deep.out_channels == {"stem": 16, "res2": 32, "res5": 256}
+    assert out["stem"].shape == (1, 16, 17, 24) and out["res2"].shape == (1, 32, 17, 24)
+    assert out["res5"].shape == (1, 256, 5, 6)
     assert deep.res5[0].conv2.dilation == (2, 2) and deep.res5[0].conv2.padding == (2, 2)
     r18 = ResNet(depth=18, out_features=["res4", "res5"], res2_out_channels=64).eval()
     assert r18.out_channels == {"res4": 256, "res5": 512}

@@ -19,9 +19,14 @@ CAPTION_CONFIGS = [
 ]
 
 
+@pytest.fixture(scope="module")
+def manifests(shared_dir: Path) -> dict:
+    return json.loads((shared_dir / "parity" / "manifests.json").read_text())
+
+
 @pytest.mark.parametrize("config", CAPTION_CONFIGS)
-def test_state_dict_matches_detic_checkpoint_keys(shared_dir: Path, config: str):
-    manifest = json.loads((shared_dir / "parity" / "manifests.json").read_text())[config]
+def test_state_dict_matches_detic_checkpoint_keys(manifests: dict, config: str):
+    manifest = manifests[config]
     expected = {k.removeprefix("text_encoder."): tuple(s) for k, s in manifest.items() if k.startswith("text_encoder.")}
     ours = {k: tuple(v.shape) for k, v in TextEncoder().state_dict().items()}
     assert ours == expected
