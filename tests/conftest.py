@@ -25,3 +25,43 @@ def _isolated_home(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("DETIC_HOME", str(home))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     yield
+
+
+@pytest.fixture(scope="session")
+def parity_checkpoint(shared_dir, tmp_path_factory):
+    """Factory: path of a `make_checkpoint.py detector CONFIG --seed SEED` file, made once per session."""
+    import subprocess
+    import sys
+
+    made: dict[tuple[str, int], Path] = {}
+    folder = tmp_path_factory.mktemp("parity_weights")
+
+    def make(config: str, seed: int = 0) -> Path:
+        if (config, seed) not in made:
+            out = folder / f"{Path(config).stem}_{seed}.pth"
+            subprocess.run([sys.executable, str(shared_dir / "parity" / "make_checkpoint.py"), "detector", config,
+                            "--seed", str(seed), "--out", str(out)], check=True, capture_output=True)
+            made[(config, seed)] = out
+        return made[(config, seed)]
+
+    return make
+
+
+@pytest.fixture
+def run_cli(capsys, monkeypatch):
+    """Run `detic ARGS...` in-process through the real entry point; returns (exit code, stdout, stderr)."""
+    import sys
+
+    from detic_cli.cli.app import main
+
+    def run(*args: str) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "argv", ["detic", *map(str, args)])
+        code = 0
+        try:
+            main()
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return run

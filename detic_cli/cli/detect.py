@@ -80,6 +80,10 @@ def detect(
                                     else None, vocab_file=str(vocab_file) if vocab_file else None,
                                     clip_checkpoint=str(clip_checkpoint) if clip_checkpoint else None,
                                     device=str(torch_device), mirror=mirror)
+    dim = cfg.MODEL.ROI_BOX_HEAD.ZEROSHOT_WEIGHT_DIM
+    if cfg.MODEL.META_ARCHITECTURE == "CustomRCNN" and vocabulary.embeddings.shape[1] != dim:
+        raise DeticError(f"--vocab {vocab_file or vocab}: embeddings have {vocabulary.embeddings.shape[1]} "
+                         f"dimensions, this model's classifier takes {dim} (CLIP ViT-B/32 text features)")
     predictor = Predictor(cfg, weights=weights_path, device=torch_device, embeddings=vocabulary.embeddings,
                           class_names=vocabulary.names)
     job = DetectJob(predictor, sources, plan=OutputPlan.make(sources, output), json_path=json_path,

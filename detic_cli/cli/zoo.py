@@ -31,8 +31,15 @@ _LABELS = {
 }
 
 
+def _console() -> Console:
+    """stdout; wide when it is not a terminal, so that piped tables keep names on one line."""
+    console = Console()
+    return console if console.is_terminal else Console(width=200)
+
+
 def _metrics_text(row: ZooRow) -> str:
-    return ", ".join(f"{_LABELS[k]} {v:g}" for k, v in row.metrics.as_dict().items())
+    return ", ".join(f"{_LABELS[k]} {v:g}" if k == "run_time_ms" else f"{_LABELS[k]} {v:.1f}"
+                     for k, v in row.metrics.as_dict().items())
 
 
 def _check_section(section: str | None) -> None:
@@ -49,12 +56,11 @@ def _records(section: str | None) -> list[dict[str, object]]:
 
 def _section_table(section: str) -> Table:
     table = Table(title=SECTIONS[section], title_justify="left")
-    for col in ("Name", "Train", "Metrics", "Checkpoint", "Cached"):
+    for col in ("Name", "Train", "Metrics", "Cached"):
         table.add_column(col, overflow="fold")
     for r in ROWS:
         if r.section == section:
-            cached = "yes" if is_cached(r.weights) else ""
-            table.add_row(r.name, r.training_time or "-", _metrics_text(r), r.stem, cached)
+            table.add_row(r.name, r.training_time or "-", _metrics_text(r), "yes" if is_cached(r.weights) else "")
     return table
 
 
@@ -68,7 +74,7 @@ def list_models(
     if as_json:
         typer.echo(json.dumps(_records(section), indent=2))
         return
-    console = Console()
+    console = _console()
     for key in SECTIONS:
         if section in (None, key):
             console.print(_section_table(key))
@@ -102,6 +108,8 @@ def _init_line(init: str) -> str:
 
 def _commands(row: ZooRow) -> list[tuple[str, str]]:
     evals = " ".join(shlex.quote(w) for w in row.eval_overrides)
+    pairs = (w.split("=", 1) for w in row.eval_overrides)
+    original_opts = " ".join(f"{key} {shlex.quote(value)}" for key, value in pairs)
     weights = cache.cached_path(row.weights)
     return [
         ("detect", f"detic detect IMAGE --model {shlex.quote(row.name)} --vocab {row.vocab}"),
@@ -109,7 +117,7 @@ def _commands(row: ZooRow) -> list[tuple[str, str]]:
         ("evaluate", f"detic eval --config configs/{row.config} --weights {weights} {evals}".rstrip()),
         ("original train", f"python train_net.py --num-gpus 8 --config-file configs/{row.config}"),
         ("original eval", f"python train_net.py --num-gpus 8 --config-file configs/{row.config} --eval-only "
-                          f"MODEL.WEIGHTS models/{row.weights.filename} {' '.join(row.eval_overrides)}".rstrip()),
+                          f"MODEL.WEIGHTS models/{row.weights.filename} {original_opts}".rstrip()),
     ]
 
 
@@ -146,7 +154,7 @@ def info(name: str = typer.Argument(..., help="A row name, checkpoint name, tabl
     table.add_column(overflow="fold")
     for key, value in lines:
         table.add_row(key, value)
-    Console().print(table)
+    _console().print(table)
 
 
 @zoo_app.command("pull")
@@ -164,7 +172,7 @@ def pull(
     assets += list(weight_files().values()) if all_ else []
     assets += [b.weights for b in BACKBONES] if backbones else []
     progress = default_progress()
-    console = Console()
+    console = _console()
     for asset, path in zip(assets, pull_all(assets, mirror=mirror, progress=progress)):
         console.print(f"{asset.filename}: {path}", highlight=False)
     for name in vocab or []:
@@ -183,7 +191,7 @@ def verify() -> None:
     for v in verdicts:
         if v.status != "missing":
             table.add_row(v.asset.filename, v.status, v.detail)
-    console = Console()
+    console = _console()
     console.print(table)
     counts = {s: sum(v.status == s for v in verdicts) for s in ("ok", "recorded", "partial", "corrupt", "missing")}
     console.print(", ".join(f"{n} {s}" for s, n in counts.items()), highlight=False)

@@ -58,10 +58,16 @@ def _curve(tps: np.ndarray, fps: np.ndarray, num_gt: int) -> tuple[np.ndarray, n
     rc = tp_sum / num_gt
     pr = tp_sum / (fp_sum + tp_sum + np.spacing(1))
     pr = np.maximum.accumulate(pr[:, ::-1], axis=1)[:, ::-1]
-    q = np.zeros((tp_sum.shape[0], len(RECALL_THRESHOLDS)))
-    for t in range(tp_sum.shape[0]):
-        idx = np.searchsorted(rc[t], RECALL_THRESHOLDS, side="left")
-        valid = idx < num_dt
-        q[t, valid] = pr[t, idx[valid]]
+    idx = _left_insertion(rc, RECALL_THRESHOLDS)  # (T, R), searchsorted(side="left") per row
+    valid = idx < num_dt
+    q = np.zeros(idx.shape)
+    q[valid] = pr[np.nonzero(valid)[0], idx[valid]]
     final = rc[:, -1] if num_dt else np.zeros(tp_sum.shape[0])
     return q, final
+
+
+def _left_insertion(sorted_rows: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """np.searchsorted(row, values, side="left") for each (non-decreasing) row."""
+    if sorted_rows.size * len(values) <= 4_000_000:
+        return np.count_nonzero(sorted_rows[:, :, None] < values[None, None, :], axis=1)
+    return np.stack([np.searchsorted(row, values, side="left") for row in sorted_rows])

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+SMALL_PAIR = 16  # up to this many ground-truth objects, plain Python beats numpy's per-call cost
+
 
 def greedy_match(
     ious: np.ndarray, gt_ignore: np.ndarray, gt_crowd: np.ndarray, thresholds: np.ndarray
@@ -25,6 +27,8 @@ def greedy_match(
     thr = np.minimum(thresholds, 1 - 1e-10)
     if num_gt == 1:
         return _match_single(ious[:, 0], bool(gt_crowd[0]), thr, match)
+    if num_gt <= SMALL_PAIR:
+        return _match_loops(ious, gt_ignore, gt_crowd, thr, match)
     num_regular = int(np.count_nonzero(~gt_ignore))
     free = np.ones((num_thr, num_gt), dtype=bool)
     rows = np.arange(num_thr)
@@ -60,3 +64,32 @@ def _match_single(iou: np.ndarray, crowd: bool, thr: np.ndarray, match: np.ndarr
     has = over[np.arange(len(thr)), first]
     match[np.flatnonzero(has), first[has]] = 0
     return match
+
+
+def _match_loops(
+    ious: np.ndarray, gt_ignore: np.ndarray, gt_crowd: np.ndarray, thr: np.ndarray, match: np.ndarray
+) -> np.ndarray:
+    """The reference loop itself, over detections that reach the lowest threshold."""
+    best_iou = ious.max(axis=1)
+    cand = np.flatnonzero(best_iou >= thr.min())
+    rows, reach = ious[cand].tolist(), best_iou[cand].tolist()
+    ignore, crowd = gt_ignore.tolist(), gt_crowd.tolist()
+    out = match.tolist()
+    for t, th in enumerate(thr.tolist()):
+        taken = [False] * len(ignore)
+        for d, row, top in zip(cand.tolist(), rows, reach):
+            if top < th:
+                continue
+            best, m = th, -1
+            for g, value in enumerate(row):
+                if taken[g] and not crowd[g]:
+                    continue
+                if m > -1 and not ignore[m] and ignore[g]:
+                    break
+                if value < best:
+                    continue
+                best, m = value, g
+            if m > -1:
+                out[t][d] = m
+                taken[m] = True
+    return np.asarray(out, dtype=np.int64).reshape(match.shape)

@@ -12,10 +12,11 @@ from pathlib import Path
 import numpy as np
 
 from detic_cli.errors import DeticError
-from detic_cli.vocab import cache
 from detic_cli.modeling.text.text_encoder import TextEncoder
-from detic_cli.vocab.clip_encoder import EncoderSpec, encode_sentences, load_encoder, split_model_name, torch_device
+from detic_cli.vocab import cache
+from detic_cli.vocab.clip_encoder import EncoderSpec, encode_sentences, load_encoder, torch_device
 from detic_cli.vocab.names import warn
+from detic_cli.vocab.pretrained import split_model_name
 from detic_cli.vocab.prompts import apply_prompt
 
 _LOADED: dict[str, TextEncoder] = {}  # the last text tower loaded in this process, by encoder id

@@ -7,11 +7,9 @@ state dicts, fp16 or fp32), open_clip files (`.pt`/`.bin` with or without `state
 
 from __future__ import annotations
 
-import logging
 import warnings
 import zipfile
 from collections.abc import Callable, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,11 +18,11 @@ import torch
 
 from detic_cli.errors import DeticError
 from detic_cli.modeling.text.text_encoder import TextEncoder, text_encoder_from_state_dict
+from detic_cli.vocab.pretrained import open_clip_weights
 
 DEFAULT_CLIP_MODEL = "ViT-B-32"
 _NOT_TEXT = ("visual.", "logit_scale", "logit_bias", "attn_mask", "input_resolution", "context_length",
              "vocab_size")
-_PLAIN_TEXT_CFG = {"context_length", "vocab_size", "width", "heads", "layers"}
 
 
 def torch_device(device: str) -> torch.device:
@@ -87,54 +85,6 @@ def load_text_encoder(path: str | Path, quick_gelu: bool = True) -> TextEncoder:
     except (KeyError, RuntimeError, IndexError) as exc:
         raise DeticError(f"{path}: the text tower does not have the CLIP (OpenAI) layout: "
                          f"{str(exc).splitlines()[0][:200]}") from exc
-
-
-@contextmanager
-def _quiet_open_clip():
-    """open_clip logs failed downloads at ERROR level; we report them as one DeticError instead."""
-    logger = logging.getLogger()
-    level = logger.level
-    logger.setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
-
-
-def split_model_name(clip_model: str) -> tuple[str, str]:
-    """`NAME` or `NAME:TAG` -> (open_clip architecture, pretrained tag; default `openai`)."""
-    name, _, tag = clip_model.partition(":")
-    return name, tag or "openai"
-
-
-def open_clip_weights(clip_model: str) -> tuple[Path, bool]:
-    """Local file of an open_clip pretrained model (from its / huggingface_hub's cache, or downloaded)
-    and whether its text MLP uses QuickGELU. Not cached and offline -> DeticError."""
-    import open_clip
-    from open_clip import pretrained as oc_pretrained
-
-    name, tag = split_model_name(clip_model)
-    if name not in open_clip.list_models():
-        raise DeticError(f"--clip-model {clip_model}: unknown open_clip model; try ViT-B-32, ViT-B-16, "
-                         "ViT-L-14 (see open_clip.list_models())")
-    cfg = oc_pretrained.get_pretrained_cfg(name, tag)
-    if not cfg:
-        tags = ", ".join(oc_pretrained.list_pretrained_tags_by_model(name)) or "none"
-        raise DeticError(f"--clip-model {clip_model}: no pretrained weights '{tag}' (known tags: {tags})")
-    model_cfg = open_clip.get_model_config(name) or {}
-    text_cfg = model_cfg.get("text_cfg", {})
-    plain = set(text_cfg) <= _PLAIN_TEXT_CFG and text_cfg.get("heads", 0) * 64 == text_cfg.get("width", -1)
-    if not plain or model_cfg.get("custom_text"):
-        raise DeticError(f"--clip-model {clip_model}: its text tower is not CLIP's BPE transformer; "
-                         "use a CLIP model such as ViT-B-32")
-    try:
-        with _quiet_open_clip():
-            file = oc_pretrained.download_pretrained(cfg)
-    except Exception as exc:
-        raise DeticError(f"--clip-model {clip_model}: weights '{tag}' are not in the local cache and could "
-                         "not be downloaded (offline?); connect once, or pass --clip-checkpoint PATH") from exc
-    quick = bool(cfg.get("quick_gelu")) or bool(model_cfg.get("quick_gelu"))
-    return Path(file), quick
 
 
 @dataclass(frozen=True)

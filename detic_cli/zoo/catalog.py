@@ -121,13 +121,13 @@ def _detic(stem: str) -> Asset:
 
 
 _CROSS = (
-    "DATASETS.TEST=('oid_val_expanded','objects365_v2_val')", "MODEL.RESET_CLS_TESTS=True",
-    "MODEL.TEST_CLASSIFIERS=('datasets/metadata/oid_clip_a+cname.npy','datasets/metadata/o365_clip_a+cnamefix.npy')",
+    'DATASETS.TEST=("oid_val_expanded","objects365_v2_val")', "MODEL.RESET_CLS_TESTS=True",
+    'MODEL.TEST_CLASSIFIERS=("datasets/metadata/oid_clip_a+cname.npy","datasets/metadata/o365_clip_a+cnamefix.npy")',
     "MODEL.TEST_NUM_CLASSES=(500,365)", "MODEL.MASK_ON=False",
 )
 _RT_LVIS = (
-    "DATASETS.TEST=('lvis_v1_val',)", "MODEL.RESET_CLS_TESTS=True",
-    "MODEL.TEST_CLASSIFIERS=('datasets/metadata/lvis_v1_clip_a+cname.npy',)", "MODEL.TEST_NUM_CLASSES=(1203,)",
+    'DATASETS.TEST=("lvis_v1_val",)', "MODEL.RESET_CLS_TESTS=True",
+    'MODEL.TEST_CLASSIFIERS=("datasets/metadata/lvis_v1_clip_a+cname.npy",)', "MODEL.TEST_NUM_CLASSES=(1203,)",
     "MODEL.MASK_ON=False",
 )
 _RT_640 = _RT_LVIS + ("INPUT.MIN_SIZE_TEST=640", "INPUT.MAX_SIZE_TEST=640", "MODEL.ROI_HEADS.SCORE_THRESH_TEST=0.3")

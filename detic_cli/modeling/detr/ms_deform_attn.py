@@ -1,0 +1,95 @@
+"""Multi-scale deformable attention (Zhu et al., Deformable DETR) in plain PyTorch.
+
+The sampling is bilinear with zero padding outside each level's grid, at pixel-centre coordinates
+(`grid_sample(align_corners=False)`), which is what the original CUDA kernel computes too, so this
+path runs anywhere (CPU, CUDA) and gives the reference numbers.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["MSDeformAttn", "ms_deform_attn_sample"]
+
+
+def ms_deform_attn_sample(value: torch.Tensor, spatial_shapes: list[tuple[int, int]],
+                          sampling_locations: torch.Tensor, attention_weights: torch.Tensor) -> torch.Tensor:
+    """Weighted sum of bilinear samples of `value` at `sampling_locations`.
+
+    value: (N, S, M, D), S = sum of H_l * W_l over levels (row-major per level), M heads of D channels.
+    spatial_shapes: [(H_l, W_l)] per level, in the order the levels are concatenated in S.
+    sampling_locations: (N, Q, M, L, P, 2) as (x, y) in [0, 1] of each level's grid
+        (0 = left/top edge, 1 = right/bottom edge); points outside read zeros.
+    attention_weights: (N, Q, M, L, P), normally softmax-normalised over L * P.
+    Returns (N, Q, M * D).
+    """
+    n, _, m, d = value.shape
+    _, q, _, num_levels, p, _ = sampling_locations.shape
+    per_level = value.split([h * w for h, w in spatial_shapes], dim=1)
+    grids = 2 * sampling_locations - 1
+    sampled = []
+    for level, (h, w) in enumerate(spatial_shapes):
+        # (N, H*W, M, D) -> (N*M, D, H, W)
+        value_l = per_level[level].flatten(2).transpose(1, 2).reshape(n * m, d, h, w)
+        # (N, Q, M, P, 2) -> (N*M, Q, P, 2)
+        grid_l = grids[:, :, :, level].transpose(1, 2).flatten(0, 1)
+        sampled.append(F.grid_sample(value_l, grid_l, mode="bilinear", padding_mode="zeros", align_corners=False))
+    # (N*M, 1, Q, L*P)
+    weights = attention_weights.transpose(1, 2).reshape(n * m, 1, q, num_levels * p)
+    out = (torch.stack(sampled, dim=-2).flatten(-2) * weights).sum(-1)  # (N*M, D, Q)
+    return out.view(n, m * d, q).transpose(1, 2).contiguous()
+
+
+class MSDeformAttn(nn.Module):
+    """Each query attends to `n_points` sampled points per head and level around its reference point.
+
+    Keys: `sampling_offsets`, `attention_weights`, `value_proj`, `output_proj` (nn.Linear each).
+    """
+
+    def __init__(self, *, d_model: int = 256, n_levels: int = 4, n_heads: int = 8, n_points: int = 4) -> None:
+        super().__init__()
+        if d_model % n_heads:
+            raise ValueError(f"d_model {d_model} must be divisible by n_heads {n_heads}")
+        self.d_model, self.n_levels, self.n_heads, self.n_points = d_model, n_levels, n_heads, n_points
+        self.sampling_offsets = nn.Linear(d_model, n_heads * n_levels * n_points * 2)
+        self.attention_weights = nn.Linear(d_model, n_heads * n_levels * n_points)
+        self.value_proj = nn.Linear(d_model, d_model)
+        self.output_proj = nn.Linear(d_model, d_model)
+
+    def sampling_locations(self, query: torch.Tensor, reference_points: torch.Tensor,
+                           spatial_shapes: list[tuple[int, int]]) -> torch.Tensor:
+        """(N, Q, M, L, P, 2) sampling points in [0, 1] level coordinates (see `forward` for the reference forms)."""
+        n, q, _ = query.shape
+        offsets = self.sampling_offsets(query).view(n, q, self.n_heads, self.n_levels, self.n_points, 2)
+        if reference_points.shape[-1] == 2:
+            normalizer = torch.tensor([[w, h] for h, w in spatial_shapes], dtype=query.dtype, device=query.device)
+            return reference_points[:, :, None, :, None, :] + offsets / normalizer[None, None, None, :, None, :]
+        if reference_points.shape[-1] == 4:
+            return (reference_points[:, :, None, :, None, :2]
+                    + offsets / self.n_points * reference_points[:, :, None, :, None, 2:] * 0.5)
+        raise ValueError(f"reference_points must end in 2 or 4 values, got {tuple(reference_points.shape)}")
+
+    def forward(self, query: torch.Tensor, reference_points: torch.Tensor, input_flatten: torch.Tensor,
+                spatial_shapes: list[tuple[int, int]], padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Deformable attention of `query` over the flattened multi-level `input_flatten`.
+
+        query: (N, Q, C). input_flatten: (N, S, C), levels concatenated as in `spatial_shapes`.
+        reference_points: (N, Q, L, 2) centres (x, y) in [0, 1] per level, or (N, Q, L, 4) boxes
+            (cx, cy, w, h) in [0, 1]: points are then offset by (offset / n_points) * (w, h) / 2.
+        padding_mask: (N, S) bool, True at padded positions (their values are zeroed).
+        Returns (N, Q, C).
+        """
+        n, s, _ = input_flatten.shape
+        if sum(h * w for h, w in spatial_shapes) != s:
+            raise ValueError(f"spatial_shapes {spatial_shapes} do not add up to {s} input positions")
+        value = self.value_proj(input_flatten)
+        if padding_mask is not None:
+            value = value.masked_fill(padding_mask[..., None], 0.0)
+        value = value.view(n, s, self.n_heads, self.d_model // self.n_heads)
+        q = query.shape[1]
+        weights = self.attention_weights(query).view(n, q, self.n_heads, self.n_levels * self.n_points)
+        weights = F.softmax(weights, -1).view(n, q, self.n_heads, self.n_levels, self.n_points)
+        locations = self.sampling_locations(query, reference_points, spatial_shapes)
+        return self.output_proj(ms_deform_attn_sample(value, spatial_shapes, locations, weights))

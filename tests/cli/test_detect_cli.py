@@ -1,0 +1,137 @@
+"""`detic detect` as a user runs it: pictures, folders, globs, videos, bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+
+R18 = "Detic_LCOCOI21k_CLIP_R18_640b32_4x_ft4x_max-size.yaml"
+
+
+@pytest.fixture
+def model_args(shared_dir, parity_checkpoint):
+    return ["--config", shared_dir / "detic-reference/configs" / R18, "--weights", parity_checkpoint(R18),
+            "--vocab", shared_dir / "detic-metadata/lvis_v1_clip_a+cname.npy", "--device", "cpu",
+            "INPUT.MIN_SIZE_TEST=256", "INPUT.MAX_SIZE_TEST=400"]
+
+
+@pytest.fixture
+def pictures(shared_dir, tmp_path):
+    folder = tmp_path / "pics"
+    folder.mkdir()
+    shutil.copy(shared_dir / "parity/images/astronaut.jpg", folder / "a.jpg")
+    shutil.copy(shared_dir / "parity/images/chelsea.jpg", folder / "b.jpg")
+    return folder
+
+
+def _write_video(path, frames: int = 4, size=(96, 64)):
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 12.0, size)
+    rng = np.random.default_rng(0)
+    for i in range(frames):
+        frame = np.full((size[1], size[0], 3), 40 * i, np.uint8)
+        cv2.rectangle(frame, (10 + i, 10), (50 + i, 40), tuple(int(c) for c in rng.integers(0, 255, 3)), -1)
+        writer.write(frame)
+    writer.release()
+
+
+def test_folder_writes_pictures_and_json(run_cli, model_args, pictures, tmp_path):
+    code, _, err = run_cli("detect", pictures, "--output", tmp_path / "vis", "--json", tmp_path / "d.json",
+                           "--batch-size", "2", *model_args)
+    assert code == 0, err
+    records = json.loads((tmp_path / "d.json").read_text())
+    assert [r["file_name"] for r in records] == [str(pictures / "a.jpg"), str(pictures / "b.jpg")]
+    assert (records[1]["height"], records[1]["width"]) == (300, 451)
+    inst = records[0]["instances"]
+    assert inst and all(i["score"] >= 0.5 for i in inst)
+    assert all(0 <= i["box_xyxy"][0] <= i["box_xyxy"][2] <= 512 for i in inst)
+    assert inst[0]["mask_rle"]["size"] == [512, 512] and isinstance(inst[0]["class_name"], str)
+    drawn = cv2.imread(str(tmp_path / "vis" / "a.jpg"))
+    assert drawn.shape == (512, 512, 3)
+    assert not np.array_equal(drawn, cv2.imread(str(pictures / "a.jpg")))
+
+
+def test_single_picture_to_file_and_glob(run_cli, model_args, pictures, tmp_path):
+    out = tmp_path / "one.png"
+    code, _, err = run_cli("detect", str(pictures / "*.jpg"), "--json", tmp_path / "g.json", *model_args)
+    assert code == 0, err
+    assert len(json.loads((tmp_path / "g.json").read_text())) == 2
+    code, _, err = run_cli("detect", pictures / "b.jpg", "--output", out, *model_args)
+    assert code == 0, err
+    assert cv2.imread(str(out)).shape == (300, 451, 3)
+
+
+def test_video_frame_by_frame(run_cli, model_args, tmp_path):
+    video = tmp_path / "clip.mp4"
+    _write_video(video)
+    code, _, err = run_cli("detect", video, "--output", tmp_path / "vis", "--json", tmp_path / "v.json",
+                           "--threshold", "0.3", *model_args)
+    assert code == 0, err
+    records = json.loads((tmp_path / "v.json").read_text())
+    assert [r["frame_index"] for r in records] == [0, 1, 2, 3]
+    cap = cv2.VideoCapture(str(tmp_path / "vis" / "clip.mp4"))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 4
+    assert cap.get(cv2.CAP_PROP_FPS) == pytest.approx(12.0)
+    cap.release()
+
+
+def test_pred_all_class_keeps_more_labels(run_cli, model_args, pictures, tmp_path):
+    run_cli("detect", pictures / "a.jpg", "--json", tmp_path / "one.json", "--threshold", "0.3", *model_args)
+    run_cli("detect", pictures / "a.jpg", "--json", tmp_path / "all.json", "--threshold", "0.3",
+            "--pred-all-class", *model_args)
+    one = json.loads((tmp_path / "one.json").read_text())[0]["instances"]
+    every = json.loads((tmp_path / "all.json").read_text())[0]["instances"]
+    assert len(every) > len(one)
+
+
+def test_missing_input_is_one_clear_line(run_cli, model_args, tmp_path):
+    code, out, err = run_cli("detect", tmp_path / "nope.jpg", *model_args)
+    assert code == 1
+    assert err.strip().count("\n") == 0 and "nope.jpg: no such file" in err and "Traceback" not in err
+
+
+def test_truncated_image_keeps_earlier_results(run_cli, model_args, pictures, tmp_path):
+    data = (pictures / "b.jpg").read_bytes()
+    (pictures / "b.jpg").write_bytes(data[: len(data) // 3])
+    code, _, err = run_cli("detect", pictures, "--json", tmp_path / "d.json", *model_args)
+    assert code == 1 and "b.jpg: cannot read image" in err and "Traceback" not in err
+    records = json.loads((tmp_path / "d.json").read_text())
+    assert [r["file_name"] for r in records] == [str(pictures / "a.jpg")]
+    assert not list(tmp_path.glob(".d.json*"))
+
+
+def test_corrupt_video_frame_is_reported(run_cli, model_args, tmp_path):
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (64, 48))
+    for i in range(6):
+        writer.write(np.full((48, 64, 3), 30 * i, np.uint8))
+    writer.release()
+    data = video.read_bytes()
+    video.write_bytes(data[: len(data) // 2])
+    code, _, err = run_cli("detect", video, "--json", tmp_path / "v.json", *model_args)
+    if code == 0:  # the container lost its tail cleanly: every decoded frame must be in the JSON
+        assert json.loads((tmp_path / "v.json").read_text())
+    else:
+        assert code == 1 and "clip.avi" in err and "Traceback" not in err
+
+
+def test_wrong_shaped_vocabulary(run_cli, model_args, pictures, tmp_path):
+    bad = tmp_path / "bad.npy"
+    np.save(bad, np.zeros(512, np.float32))
+    args = [str(a) for a in model_args]
+    args[args.index("--vocab") + 1] = str(bad)
+    code, _, err = run_cli("detect", pictures / "a.jpg", *args)
+    assert code == 1
+    assert "bad.npy" in err and "2-D" in err
+
+
+def test_vocabulary_dimension_mismatch(run_cli, model_args, pictures, tmp_path):
+    wrong = tmp_path / "wrong.npy"
+    np.save(wrong, np.ones((3, 256), np.float32))
+    args = [str(a) for a in model_args]
+    args[args.index("--vocab") + 1] = str(wrong)
+    code, _, err = run_cli("detect", pictures / "a.jpg", *args)
+    assert code == 1 and "wrong.npy" in err and "512" in err

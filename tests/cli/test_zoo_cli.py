@@ -1,0 +1,79 @@
+"""`detic zoo list|info|pull|verify` through the typer app (mirror folders, no network)."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+import detic_cli.cli.zoo  # noqa: F401  (registers `zoo` on the app)
+from detic_cli.cli.app import app
+from detic_cli.errors import DeticError
+from detic_cli.zoo import cache
+from detic_cli.zoo.catalog import DEFAULT_MODEL, weight_files
+
+runner = CliRunner()
+
+
+def _ok(*args: str) -> str:
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 0, (result.output, result.exception)
+    return result.output
+
+
+def test_list_json_names_every_weight_url_of_the_seed(shared_dir):
+    records = json.loads(_ok("zoo", "list", "--json"))
+    urls = set(re.findall(r"https://dl\.fbaipublicfiles\.com/detic/[^)\s]+\.pth",
+                          (shared_dir / "detic-reference" / "MODEL_ZOO.md").read_text()))
+    assert len(urls) == 22 and urls <= {r["url"] for r in records}
+    rows = [r for r in records if r["section"] != "backbones"]
+    assert len(rows) == 26 and all(r["cached"] is False for r in records)
+    assert {r["section"] for r in json.loads(_ok("zoo", "list", "--section", "ov-coco", "--json"))} == {"ov-coco"}
+
+
+def test_list_table_and_bad_section():
+    out = _ok("zoo", "list", "--section", "lvis")
+    assert "Standard LVIS" in out and "Box-Supervised_DeformDETR" in out
+    result = runner.invoke(app, ["zoo", "list", "--section", "nope"])
+    assert isinstance(result.exception, DeticError) and "choose one of" in str(result.exception)
+
+
+def test_info_shows_everything_known():
+    out = " ".join(_ok("zoo", "info", DEFAULT_MODEL).split())
+    for text in ("cross-dataset/Detic_C2_SwinB_896_4x_IN-21K+COCO", "O365 AP 21.6", "47h",
+                 weight_files()[DEFAULT_MODEL].url, "BoxSup-C2_LCOCO_CLIP_SwinB_896b32_4x.pth",
+                 "detic detect IMAGE --model", "detic train --config", "detic eval --config",
+                 "python train_net.py", "real-time/Detic_C2_SwinB_896_4x_IN-21K+COCO"):
+        assert text.replace(" ", "") in out.replace(" ", ""), text
+    assert "convert-pretrained" in _ok("zoo", "info", "resnet50_miil_21k")
+
+
+def test_pull_verify_and_corruption(tmp_path, shared_dir):
+    (tmp_path / "BoxSup_OVCOCO_CLIP_R50_1x.pth").write_bytes(b"weights")
+    out = _ok("zoo", "pull", "ov-coco/BoxSup_CLIP_R50_1x", "--mirror", str(tmp_path))
+    assert "BoxSup_OVCOCO_CLIP_R50_1x.pth" in out
+    _ok("zoo", "pull", "--vocab", "coco", "--mirror", str(shared_dir / "detic-metadata"))
+    assert "2 ok" in _ok("zoo", "verify")  # the coco .npy (known hash) and the weights (recorded)
+    asset = weight_files()["BoxSup_OVCOCO_CLIP_R50_1x"]
+    cache.cached_path(asset).write_bytes(b"WEIGHTS")
+    result = runner.invoke(app, ["zoo", "verify"])
+    assert isinstance(result.exception, DeticError) and "BoxSup_OVCOCO_CLIP_R50_1x.pth" in str(result.exception)
+
+
+def test_pull_without_target_and_unknown_name():
+    result = runner.invoke(app, ["zoo", "pull"])
+    assert isinstance(result.exception, DeticError) and "--all" in str(result.exception)
+    result = runner.invoke(app, ["zoo", "pull", "Detic_C2_SwinB"])
+    assert isinstance(result.exception, DeticError) and "did you mean" in str(result.exception)
+
+
+@pytest.mark.slow
+def test_console_script_exit_code_and_offline_message():
+    proc = subprocess.run([sys.executable, "-m", "detic_cli", "zoo", "pull", DEFAULT_MODEL],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert "offline (HF_HUB_OFFLINE=1)" in proc.stderr and f"{DEFAULT_MODEL}.pth" in proc.stderr

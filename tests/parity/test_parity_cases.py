@@ -1,0 +1,89 @@
+"""The reference implementation's outputs (../shared/parity/cases) reproduced through `detic detect`."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import numpy as np
+import pytest
+import torch
+
+CONFIGS = "detic-reference/configs"
+
+
+def _compare_module(shared_dir):
+    spec = importlib.util.spec_from_file_location("compare_detections", shared_dir / "parity/compare_detections.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _detect(run_cli, shared_dir, case, weights, out):
+    code, _, err = run_cli("detect", shared_dir / "parity" / case["image"].split("parity/")[-1], "--config",
+                           shared_dir / CONFIGS / case["config"], "--weights", weights, "--vocab",
+                           shared_dir / case["vocab"], "--threshold", case["threshold"], "--device", "cpu",
+                           "--json", out, *(["--pred-all-class"] if case["pred_all_class"] else []))
+    assert code == 0, err
+    return json.loads(out.read_text())
+
+
+def test_r18_astronaut_matches_reference(shared_dir, parity_checkpoint, run_cli, tmp_path):
+    case = json.loads((shared_dir / "parity/cases/r18_astronaut.json").read_text())
+    records = _detect(run_cli, shared_dir, case, parity_checkpoint(case["config"], case["seed"]),
+                      tmp_path / "out.json")
+    result = _compare_module(shared_dir).compare(case, records[0])
+    assert result["recall"] >= 0.95 and result["precision"] >= 0.95, result
+    assert result["mask_iou"] >= 0.9, result
+    assert records[0]["height"] == 512 and records[0]["width"] == 512
+
+
+def test_r18_intermediates_match_reference(shared_dir, parity_checkpoint):
+    from detic_cli.config import load_config
+    from detic_cli.data.image_io import read_image_bgr
+    from detic_cli.engine.predictor import Predictor
+
+    case = json.loads((shared_dir / "parity/cases/r18_astronaut.json").read_text())
+    cfg = load_config(shared_dir / CONFIGS / case["config"])
+    predictor = Predictor(cfg, weights=parity_checkpoint(case["config"], case["seed"]), device=torch.device("cpu"),
+                          embeddings=np.load(shared_dir / case["vocab"]))
+    model, expected = predictor.model, case["expected"]["intermediate"]
+    images = model.preprocess_image([predictor._to_input(read_image_bgr(shared_dir / "parity/images/astronaut.jpg"))])
+    assert list(images.tensor.shape[-2:]) == expected["input_hw"]
+    with torch.no_grad():
+        features = model.backbone(images.tensor)
+        proposals = model.proposal_generator(images, features)[0]
+    for name, stats in expected["features"].items():
+        f = features[name]
+        assert list(f.shape) == stats["shape"]
+        assert f.mean().item() == pytest.approx(stats["mean"], rel=1e-4, abs=1e-5)
+        assert f.std().item() == pytest.approx(stats["std"], rel=1e-4)
+        np.testing.assert_allclose(f.flatten()[:8].numpy(), stats["head"], atol=1e-3)
+    ref = expected["proposals"]
+    assert len(proposals) == ref["count"]
+    np.testing.assert_allclose(proposals.proposal_boxes.tensor[:50].numpy(), ref["boxes"], atol=1e-2)
+    np.testing.assert_allclose(proposals.objectness_logits[:50].numpy(), ref["objectness_logits"], atol=1e-4)
+
+
+def test_c4_chelsea_matches_reference(shared_dir, parity_checkpoint, run_cli, tmp_path):
+    """Every reference detection is found with its class, score (0.02) and box (0.5 px).
+
+    compare_detections.py's IoU >= 0.9 rule cannot hold for the handful of sub-pixel-wide boxes the
+    random C4 weights produce (widths of 0.0003 px): float32 noise of 1e-5 in the features moves
+    them by 0.004 px. Those are matched here by absolute position; all others also by IoU.
+    """
+    case = json.loads((shared_dir / "parity/cases/c4_chelsea.json").read_text())
+    records = _detect(run_cli, shared_dir, case, parity_checkpoint(case["config"], case["seed"]),
+                      tmp_path / "out.json")
+    pred = records[0]["instances"]
+    exp = case["expected"]
+    assert len(pred) == len(exp["scores"])
+    compare = _compare_module(shared_dir)
+    used = set()
+    for box, score, cls in zip(exp["boxes"], exp["scores"], exp["classes"]):
+        match = [j for j, p in enumerate(pred) if j not in used and p["class_index"] == cls
+                 and abs(p["score"] - score) <= 0.02 and np.abs(np.subtract(p["box_xyxy"], box)).max() <= 0.5]
+        assert match, (box, score, cls)
+        used.add(match[0])
+        wide = min(box[2] - box[0], box[3] - box[1]) >= 1.0
+        assert not wide or compare.box_iou(box, pred[match[0]]["box_xyxy"]) >= 0.9
