@@ -117,8 +117,12 @@ def build_cascade_heads(cfg: CfgNode, backbone: Backbone) -> DeticCascadeROIHead
 def build_model(cfg: CfgNode) -> nn.Module:
     """The detector of `cfg.MODEL.META_ARCHITECTURE` with random weights, in eval mode."""
     arch = cfg.MODEL.META_ARCHITECTURE
+    if arch == "DeformableDetr":
+        from detic_cli.modeling.detr.build import build_deformable_detr
+
+        return build_deformable_detr(cfg)
     if arch != "CustomRCNN":
-        raise DeticError(f"MODEL.META_ARCHITECTURE {arch!r} is not supported yet")
+        raise DeticError(f"MODEL.META_ARCHITECTURE {arch!r} is not supported (CustomRCNN or DeformableDetr)")
     backbone = build_backbone(cfg)
     if cfg.MODEL.PROPOSAL_GENERATOR.NAME != "CenterNet" or cfg.MODEL.ROI_HEADS.NAME != "DeticCascadeROIHeads":
         from detic_cli.modeling.build_c4 import build_c4_parts
@@ -126,7 +130,12 @@ def build_model(cfg: CfgNode) -> nn.Module:
         proposal_generator, roi_heads = build_c4_parts(cfg, backbone)
     else:
         proposal_generator, roi_heads = build_centernet(cfg, backbone), build_cascade_heads(cfg, backbone)
+    extra = {}
+    if cfg.MODEL.WITH_CAPTION:  # caption models carry CLIP's text tower (`text_encoder.*`)
+        from detic_cli.modeling.text.text_encoder import TextEncoder
+
+        extra["text_encoder"] = TextEncoder()
     model = CustomRCNN(backbone=backbone, proposal_generator=proposal_generator, roi_heads=roi_heads,
                        pixel_mean=list(cfg.MODEL.PIXEL_MEAN), pixel_std=list(cfg.MODEL.PIXEL_STD),
-                       input_format=cfg.INPUT.FORMAT)
+                       input_format=cfg.INPUT.FORMAT, extra_modules=extra)
     return model.eval()

@@ -74,7 +74,7 @@ def cached_weights(cfg: dict) -> Path | None:
 def _online() -> bool:
     import huggingface_hub.constants as hf_constants
 
-    if hf_constants.HF_HUB_OFFLINE:
+    if hf_constants.HF_HUB_OFFLINE or os.environ.get("DETIC_OFFLINE", "").lower() in ("1", "true", "yes"):
         return False
     try:
         socket.getaddrinfo("huggingface.co", 443)

@@ -17,7 +17,7 @@ from detic_cli.vocab.sidecar import array_sha256, read_sidecar
 BUILTIN_VOCABULARIES = ("lvis", "objects365", "o365", "openimages", "oid", "coco")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Vocabulary:
     """`names`: C class names; `embeddings`: (C, D) float32 CLIP text features, unnormalised;
     `source`: where they came from (`builtin:lvis`, `npy:PATH`, `names`, `names-file:PATH`)."""
@@ -101,6 +101,8 @@ def resolve_vocabulary(
         return _builtin(spec.lower(), mirror)
     if spec.lower().endswith(".npy"):
         return _from_npy(spec, names_file)
+    if Path(spec).expanduser().is_file():
+        raise DeticError(f"--vocab {spec}: a file that is not a .npy; pass a names file with --vocab-file")
     if names_file:
         warn(f"--vocab-names {names_file} is ignored: it names the rows of a .npy vocabulary")
     names = drop_duplicates(split_names(spec, "--vocab"), "--vocab")

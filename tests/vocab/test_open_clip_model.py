@@ -46,3 +46,21 @@ def test_cached_weights_are_used(hf_cache, parity_clip, clip_case, assert_close_
 def test_bad_model_names(hf_cache, model, message):
     with pytest.raises(DeticError, match=message):
         resolve_vocabulary("cat", clip_model=model)
+
+
+def test_openai_clip_cache_needs_the_published_sha256(hf_cache, tmp_path, monkeypatch):
+    """`~/.cache/clip/ViT-B-32.pt` (OpenAI's clip.load cache) is used only when its sha256 is right."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    clip_dir = tmp_path / ".cache" / "clip"
+    clip_dir.mkdir(parents=True)
+    (clip_dir / "ViT-B-32.pt").write_bytes(b"not the real file")
+    with pytest.raises(DeticError, match="not in the local cache"):
+        resolve_vocabulary("cat")
+
+
+def test_detic_offline_skips_the_network(tmp_path, monkeypatch):
+    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("DETIC_OFFLINE", "1")
+    with pytest.raises(DeticError, match="no network"):
+        resolve_vocabulary("cat")

@@ -71,6 +71,12 @@ def test_npy_wrong_shape_or_type(tmp_path, array):
         resolve_vocabulary(str(tmp_path / "bad.npy"))
 
 
+def test_other_file_points_to_vocab_file(tmp_path):
+    (tmp_path / "classes.txt").write_text("cat\n")
+    with pytest.raises(DeticError, match="--vocab-file"):
+        resolve_vocabulary(str(tmp_path / "classes.txt"))
+
+
 def test_npy_missing(tmp_path):
     with pytest.raises(DeticError, match="file not found"):
         resolve_vocabulary(str(tmp_path / "missing.npy"))

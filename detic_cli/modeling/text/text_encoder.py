@@ -196,6 +196,7 @@ class TextEncoder(nn.Module):
     ) -> None:
         super().__init__()
         self.context_length = context_length
+        self.random_crop = False  # True: over-long captions get a random window, as Detic's training
         self.token_embedding = nn.Embedding(vocab_size, width)
         self.positional_embedding = nn.Parameter(torch.empty(context_length, width))
         self.transformer = _Transformer(width, layers, heads, quick_gelu)
@@ -215,9 +216,9 @@ class TextEncoder(nn.Module):
             nn.init.normal_(block.mlp.c_proj.weight, std=width**-0.5 * (2 * depth) ** -0.5)
         nn.init.normal_(self.text_projection, std=width**-0.5)
 
-    def tokenize(self, texts: Sequence[str], random_crop: bool = False) -> Tokens:
-        """Texts -> (N, context_length) ids; see `tokenize`."""
-        return tokenize(texts, self.context_length, random_crop)
+    def tokenize(self, texts: Sequence[str], random_crop: bool | None = None) -> Tokens:
+        """Texts -> (N, context_length) ids; see `tokenize` (`random_crop` defaults to the attribute)."""
+        return tokenize(texts, self.context_length, self.random_crop if random_crop is None else random_crop)
 
     def encode_tokens(self, ids: torch.Tensor) -> torch.Tensor:
         """(N, L <= context_length) ids, eot = highest id per row -> (N, embed_dim) features.

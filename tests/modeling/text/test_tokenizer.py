@@ -6,7 +6,7 @@ import open_clip
 import pytest
 import torch
 
-from detic_cli.modeling.text.text_encoder import get_tokenizer, tokenize
+from detic_cli.modeling.text.text_encoder import TextEncoder, get_tokenizer, tokenize
 
 SAMPLES = [
     "a cat", "a aerosol_can", "  Many   SPACES\tand\nnewlines ", "Crème brûlée", "&amp;lt;b&amp;gt;",
@@ -53,3 +53,10 @@ def test_random_crop_keeps_a_full_window():
     torch.manual_seed(0)
     tokens = tokenize(["a" + " b" * 100], random_crop=True)
     assert tokens.truncated == (0,) and (tokens.ids[0] != 0).all()
+    encoder = TextEncoder(embed_dim=8, width=64, heads=1, layers=1)
+    encoder.random_crop = True
+    text = " ".join(str(i) for i in range(100))  # ~190 tokens, each window starts elsewhere
+    windows = {tuple(encoder.tokenize([text]).ids[0, :3].tolist()) for _ in range(10)}
+    assert len(windows) > 1
+    encoder.random_crop = False
+    assert int(encoder.tokenize([text]).ids[0, 0]) == 49406

@@ -1,0 +1,59 @@
+"""Every original Detic config builds, takes its official-layout checkpoint exactly, and detects."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from detic_cli.checkpoint.load import is_derived, load_state_dict
+from detic_cli.config import load_config
+from detic_cli.data.image_io import read_image_bgr
+from detic_cli.data.transforms import resize_image
+from detic_cli.engine.predictor import Predictor
+from detic_cli.modeling.build import build_model
+from tests.conftest import SHARED
+
+MANIFESTS = json.loads((SHARED / "parity/manifests.json").read_text()) if SHARED.is_dir() else {}
+HEAVY = ("SwinB", "DeformDETR")
+
+
+def _parity_weights():
+    spec = importlib.util.spec_from_file_location("parity_weights", SHARED / "parity/parity_weights.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _params():
+    for name in sorted(MANIFESTS):
+        marks = [pytest.mark.slow] if any(h in name for h in HEAVY) else []
+        yield pytest.param(name, marks=marks, id=name.removesuffix(".yaml"))
+
+
+@pytest.mark.parametrize("config_name", list(_params()))
+def test_config_builds_loads_and_detects(config_name, shared_dir):
+    cfg = load_config(shared_dir / "detic-reference/configs" / config_name,
+                      ["INPUT.MIN_SIZE_TEST=160", "INPUT.MAX_SIZE_TEST=256", "MODEL.ROI_HEADS.SCORE_THRESH_TEST=0.0"])
+    model = build_model(cfg)
+    manifest = MANIFESTS[config_name]
+    learned = {k: tuple(v) for k, v in manifest.items() if not is_derived(k)}
+    ours = {k: tuple(v.shape) for k, v in model.state_dict().items() if not is_derived(k)}
+    assert ours == learned
+    load_state_dict(model, _parity_weights().parity_state_dict(manifest, seed=0), config_name)
+    predictor = Predictor.__new__(Predictor)
+    predictor.model, predictor.cfg = model, cfg
+    predictor.min_size, predictor.max_size, predictor.input_format = 160, 256, cfg.INPUT.FORMAT
+    if cfg.MODEL.META_ARCHITECTURE == "CustomRCNN":
+        vocab = np.load(shared_dir / "detic-metadata/coco_clip_a+cname.npy")
+        model.set_vocabulary(torch.as_tensor(vocab.astype(np.float32)))
+    image = resize_image(read_image_bgr(shared_dir / "parity/images/chelsea.jpg"), (150, 226))
+    result = predictor([image])[0]
+    assert len(result) > 0
+    assert result.pred_boxes.tensor[:, 2].max() <= 226 and result.pred_boxes.tensor[:, 3].max() <= 150
+    assert torch.isfinite(result.scores).all() and (result.scores <= 1).all()
+    assert int(result.pred_classes.max()) < (80 if cfg.MODEL.META_ARCHITECTURE == "CustomRCNN" else 1203)
+    assert result.has("pred_masks") == cfg.MODEL.MASK_ON
