@@ -53,7 +53,8 @@ def test_config_builds_loads_and_detects(config_name, shared_dir):
     image = resize_image(read_image_bgr(shared_dir / "parity/images/chelsea.jpg"), (150, 226))
     result = predictor([image])[0]
     assert len(result) > 0
-    assert result.pred_boxes.tensor[:, 2].max() <= 226 and result.pred_boxes.tensor[:, 3].max() <= 150
+    if cfg.MODEL.META_ARCHITECTURE == "CustomRCNN":  # Deformable DETR, like the original, does not clip
+        assert result.pred_boxes.tensor[:, 2].max() <= 226 and result.pred_boxes.tensor[:, 3].max() <= 150
     assert torch.isfinite(result.scores).all() and (result.scores <= 1).all()
     assert int(result.pred_classes.max()) < (80 if cfg.MODEL.META_ARCHITECTURE == "CustomRCNN" else 1203)
     assert result.has("pred_masks") == cfg.MODEL.MASK_ON

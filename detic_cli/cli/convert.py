@@ -1,0 +1,135 @@
+"""`detic convert-pretrained`: turn an upstream backbone checkpoint into detector keys, with a report."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import typer
+
+from detic_cli.checkpoint.convert import KINDS, Conversion, backbone_keys, convert_state_dict, fit_to_model
+from detic_cli.checkpoint.legacy_pickle import read_legacy_pickle
+from detic_cli.checkpoint.safe_load import read_checkpoint
+from detic_cli.cli.app import app
+from detic_cli.errors import DeticError
+
+PICKLE_SUFFIXES = (".pkl", ".pickle")
+_WRAPPERS = ("model", "state_dict", "blobs", "model_state")
+
+
+def _as_tensor(value: Any) -> torch.Tensor | None:
+    if isinstance(value, torch.Tensor):
+        return value
+    if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
+        return torch.from_numpy(np.ascontiguousarray(value))
+    return None
+
+
+def source_state_dict(obj: dict[str, Any], source: str) -> dict[str, torch.Tensor]:
+    """The tensors of a loaded checkpoint: unwraps {"model"|"state_dict"|"blobs": ...}, `module.` prefixes,
+    caffe2 `_momentum` blobs; numpy arrays become tensors."""
+    for name in _WRAPPERS:
+        if isinstance(obj.get(name), dict):
+            obj = obj[name]
+            break
+    state: dict[str, torch.Tensor] = {}
+    for key, value in obj.items():
+        tensor = _as_tensor(value)
+        if tensor is not None and not str(key).endswith("_momentum"):
+            state[str(key).removeprefix("module.")] = tensor
+    if not state:
+        raise DeticError(f"{source}: no tensors found (expected a state dict, {{'model': ...}} or {{'blobs': ...}})")
+    return state
+
+
+def read_source(path: Path) -> dict[str, torch.Tensor]:
+    """A `.pkl` through the restricted unpickler, anything else weights-only (`.pth`) or as safetensors."""
+    obj = read_legacy_pickle(path) if path.suffix in PICKLE_SUFFIXES else read_checkpoint(path)
+    return source_state_dict(obj, str(path))
+
+
+def write_checkpoint(state: dict[str, torch.Tensor], dst: Path) -> None:
+    """Write `.pth` as {"model": state} or `.safetensors`, atomically (temp file in the folder + rename)."""
+    if dst.suffix not in (".pth", ".safetensors"):
+        raise DeticError(f"{dst}: the output must end in .pth or .safetensors")
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
+    os.close(fd)
+    try:
+        if dst.suffix == ".safetensors":
+            from safetensors.torch import save_file
+
+            save_file({k: v.detach().contiguous().clone() for k, v in state.items()}, tmp)
+        else:
+            torch.save({"model": state}, tmp)
+        os.replace(tmp, dst)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _model_state(config: Path) -> tuple[dict[str, torch.Tensor], bool]:
+    """The state dict of the config's model, and its MODEL.RESNETS.STRIDE_IN_1X1."""
+    from detic_cli.config import load_config
+    from detic_cli.modeling.build import build_model
+
+    cfg = load_config(config)
+    return build_model(cfg).state_dict(), bool(cfg.MODEL.RESNETS.STRIDE_IN_1X1)
+
+
+def _stride_note(kind: str, stride_in_1x1: bool) -> list[str]:
+    """ResNet weights expect the stride where they were trained: caffe2 in the 1x1 conv, torchvision in the 3x3."""
+    if kind == "torchvision-resnet" and stride_in_1x1:
+        return ["torchvision weights were trained with the stride in the 3x3 conv: set MODEL.RESNETS.STRIDE_IN_1X1 "
+                "False (and RGB input) in the config that uses them"]
+    if kind == "msra-pkl" and not stride_in_1x1:
+        return ["MSRA weights were trained with the stride in the 1x1 conv: set MODEL.RESNETS.STRIDE_IN_1X1 True"]
+    return []
+
+
+def _summary(keys: list[str], limit: int = 4) -> str:
+    if not keys:
+        return ""
+    more = f" (+{len(keys) - limit} more)" if len(keys) > limit else ""
+    return ": " + ", ".join(keys[:limit]) + more
+
+
+def report_lines(conv: Conversion, src: Path, dst: Path, checked: bool) -> list[str]:
+    lines = [f"{src} -> {dst} (layout {conv.kind})",
+             f"  mapped: {len(conv.state)} tensors",
+             f"  unused source tensors: {len(conv.unused)}{_summary(conv.unused)}"]
+    if checked:
+        bb = backbone_keys(conv.random_init)
+        lines.append(f"  detector tensors left to random init: {len(conv.random_init)} "
+                     f"({len(bb)} in the backbone{_summary(bb)})")
+    else:
+        lines.append("  detector tensors left to random init: unknown (pass --config to check)")
+    return lines + [f"  note: {n}" for n in conv.notes]
+
+
+@app.command("convert-pretrained")
+def convert_pretrained(
+    src: Path = typer.Argument(..., help="Upstream checkpoint: .pth/.pt, .safetensors or a legacy .pkl."),
+    dst: Path = typer.Argument(..., help="Output: .pth ({'model': state_dict}) or .safetensors."),
+    kind: str = typer.Option("auto", "--kind", help=f"Source layout: auto, {', '.join(KINDS)}."),
+    config: Path = typer.Option(None, "--config", help="Check (and place) the result against this model config."),
+) -> None:
+    """Convert a pretrained backbone (timm/MIIL ResNet, Swin, ConvNeXt, torchvision or MSRA ResNet) to detector keys."""
+    if kind != "auto" and kind not in KINDS:
+        raise DeticError(f"--kind {kind}: choose auto or one of {', '.join(KINDS)}")
+    if config is not None and not config.is_file():
+        raise DeticError(f"--config {config}: file not found")
+    sd = read_source(src)
+    model_state, stride_in_1x1 = _model_state(config) if config is not None else (None, True)
+    conv = convert_state_dict(sd, kind, set(model_state) if model_state is not None else None)
+    if model_state is not None:
+        conv = fit_to_model(conv, model_state)
+        conv.notes += _stride_note(conv.kind, stride_in_1x1)
+        if not conv.state:
+            raise DeticError(f"{src}: no converted tensor fits {config}; check --kind/--config")
+    write_checkpoint(conv.state, dst)
+    typer.echo("\n".join(report_lines(conv, src, dst, model_state is not None)))
