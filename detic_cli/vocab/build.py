@@ -13,8 +13,9 @@ import numpy as np
 
 from detic_cli.errors import DeticError
 from detic_cli.modeling.text.text_encoder import TextEncoder
+from detic_cli.utils import resolve_device
 from detic_cli.vocab import cache
-from detic_cli.vocab.clip_encoder import EncoderSpec, encode_sentences, load_encoder, torch_device
+from detic_cli.vocab.clip_encoder import EncoderSpec, encode_sentences, load_encoder
 from detic_cli.vocab.names import warn
 from detic_cli.vocab.pretrained import split_model_name
 from detic_cli.vocab.prompts import apply_prompt
@@ -86,7 +87,7 @@ def embed_names(
     flat = [s for group in groups for s in group]
     model = cached_encoder(spec, enc)
     truncated: list[int] = []
-    feats = encode_sentences(model, flat, torch_device(device), batch_size,
+    feats = encode_sentences(model, flat, resolve_device(device), batch_size,
                              on_truncated=lambda i, _s: truncated.append(i))
     _report_truncated(flat, truncated, model.context_length)
     bounds = np.cumsum([0] + [len(g) for g in groups])

@@ -25,17 +25,6 @@ _NOT_TEXT = ("visual.", "logit_scale", "logit_bias", "attn_mask", "input_resolut
              "vocab_size")
 
 
-def torch_device(device: str) -> torch.device:
-    """`auto` -> cuda when available else cpu; `cuda[:N]` without a GPU is a DeticError."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise DeticError(f"--device {device}: no CUDA device is available; use --device cpu")
-    if device != "cpu" and not device.startswith("cuda"):
-        raise DeticError(f"--device {device}: expected auto, cpu or cuda[:N]")
-    return torch.device(device)
-
-
 def _read_raw(path: Path) -> object:
     """The file's top-level object, loaded without executing pickled code."""
     if path.suffix == ".safetensors":

@@ -11,7 +11,8 @@ from safetensors.torch import save_file
 
 from detic_cli.errors import DeticError
 from detic_cli.modeling.text.text_encoder import TextEncoder
-from detic_cli.vocab.clip_encoder import encode_sentences, load_text_encoder, torch_device
+from detic_cli.utils import resolve_device as torch_device
+from detic_cli.vocab.clip_encoder import encode_sentences, load_text_encoder
 
 TEXTS = ["a cat", "a 猫", "a traffic_light"]
 
