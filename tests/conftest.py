@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -30,9 +32,6 @@ def _isolated_home(tmp_path_factory, monkeypatch):
 @pytest.fixture(scope="session")
 def parity_checkpoint(shared_dir, tmp_path_factory):
     """Factory: path of a `make_checkpoint.py detector CONFIG --seed SEED` file, made once per session."""
-    import subprocess
-    import sys
-
     made: dict[tuple[str, int], Path] = {}
     folder = tmp_path_factory.mktemp("parity_weights")
 
@@ -50,8 +49,6 @@ def parity_checkpoint(shared_dir, tmp_path_factory):
 @pytest.fixture
 def run_cli(capsys, monkeypatch):
     """Run `detic ARGS...` in-process through the real entry point; returns (exit code, stdout, stderr)."""
-    import sys
-
     from detic_cli.cli.app import main
 
     def run(*args: str) -> tuple[int, str, str]:
@@ -65,3 +62,15 @@ def run_cli(capsys, monkeypatch):
         return code, out.out, out.err
 
     return run
+
+
+@pytest.fixture(scope="session")
+def parity_clip(shared_dir, tmp_path_factory) -> Path:
+    """`make_checkpoint.py clip --seed 0`: fp16 OpenAI-layout CLIP ViT-B/32 state dict, made once per session."""
+    out = tmp_path_factory.getbasetemp() / "parity_clip_seed0.pt"
+    if not out.is_file():
+        tmp = out.with_suffix(".partial")
+        subprocess.run([sys.executable, str(shared_dir / "parity" / "make_checkpoint.py"), "clip", "--seed", "0",
+                        "--out", str(tmp)], check=True, capture_output=True)
+        tmp.replace(out)
+    return out

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -12,18 +11,6 @@ import numpy as np
 import pytest
 
 from detic_cli.cli.app import main
-
-
-@pytest.fixture(scope="session")
-def parity_clip(shared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """`make_checkpoint.py clip --seed 0` (shared with tests/vocab through the session's base temp dir)."""
-    out = tmp_path_factory.getbasetemp() / "parity_clip_seed0.pt"
-    if not out.is_file():
-        tmp = out.with_suffix(".partial")
-        subprocess.run([sys.executable, str(shared_dir / "parity" / "make_checkpoint.py"), "clip", "--seed", "0",
-                        "--out", str(tmp)], check=True, capture_output=True)
-        tmp.replace(out)
-    return out
 
 
 @pytest.fixture(scope="session")

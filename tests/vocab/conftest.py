@@ -1,30 +1,11 @@
-"""Fixtures for vocabulary tests: the parity CLIP checkpoint (made once per session) and its case."""
+"""Vocabulary test fixtures: the visible CLIP parity case and its tolerance (checkpoint: tests/conftest.py)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-
-
-def make_parity_clip(shared: Path, base: Path) -> Path:
-    """`make_checkpoint.py clip --seed 0` into the session's base temp dir (once for all test dirs)."""
-    out = base / "parity_clip_seed0.pt"
-    if not out.is_file():
-        tmp = out.with_suffix(".partial")
-        subprocess.run([sys.executable, str(shared / "parity" / "make_checkpoint.py"), "clip", "--seed", "0",
-                        "--out", str(tmp)], check=True, capture_output=True)
-        tmp.replace(out)
-    return out
-
-
-@pytest.fixture(scope="session")
-def parity_clip(shared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """fp16 OpenAI-layout CLIP ViT-B/32 state dict with the parity weights of seed 0."""
-    return make_parity_clip(shared_dir, tmp_path_factory.getbasetemp())
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from detic_cli.layers.mlp import Mlp
 from detic_cli.modeling.backbone.base import Backbone
 
 LN_EPS = 1e-6
@@ -56,19 +57,6 @@ class LayerNorm2d(nn.LayerNorm):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = F.layer_norm(x.permute(0, 2, 3, 1), self.normalized_shape, self.weight, self.bias, self.eps)
         return y.permute(0, 3, 1, 2)
-
-
-class Mlp(nn.Module):
-    """Linear -> exact GELU -> Linear over the last dim (channels-last)."""
-
-    def __init__(self, dim: int, hidden: int) -> None:
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.act = nn.GELU()
-        self.fc2 = nn.Linear(hidden, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.fc1(x)))
 
 
 class ConvNeXtBlock(nn.Module):

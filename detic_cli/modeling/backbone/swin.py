@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from detic_cli.layers.mlp import Mlp
 from detic_cli.modeling.backbone.base import Backbone
 
 MASK_VALUE = -100.0  # logit added to pairs of tokens from different regions of a shifted window
@@ -124,19 +125,6 @@ class WindowAttention(nn.Module):
             attn_bias = attn_bias.repeat(bw // nw, 1, 1, 1)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_bias, scale=self.scale)
         return self.proj(out.transpose(1, 2).reshape(bw, n, c))
-
-
-class Mlp(nn.Module):
-    """Linear -> exact GELU -> Linear over the last dim."""
-
-    def __init__(self, dim: int, hidden: int) -> None:
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.act = nn.GELU()
-        self.fc2 = nn.Linear(hidden, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.fc1(x)))
 
 
 class SwinBlock(nn.Module):
