@@ -1,7 +1,54 @@
-"""Options and helpers shared by several subcommands."""
+"""Options and helpers shared by several subcommands: device, model files, vocabulary, progress bars."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from detic_cli.config import CfgNode
+from detic_cli.errors import DeticError
 from detic_cli.utils import resolve_device
 
-__all__ = ["resolve_device"]
+__all__ = ["model_files", "progress_bar", "resolve_classifier", "resolve_device"]
+
+
+def model_files(name: str | None, config: Path | None, weights: Path | None, *, mirror: str | None,
+                flag: str, default: str | None = None) -> tuple[Path, Path]:
+    """(config, weights): the pair given by --config/--weights, else the zoo model `name` (or `default`),
+    pulled when missing. `flag` is the command's zoo option (--model, --row) for the messages."""
+    if config is not None or weights is not None:
+        if config is None or weights is None:
+            raise DeticError(f"--config and --weights go together (or use {flag} NAME from `detic zoo list`)")
+        if name is not None:
+            raise DeticError(f"give either {flag} or --config/--weights, not both")
+        return config, weights
+    if name is None and default is None:
+        raise DeticError(f"which model? give {flag} NAME (see `detic zoo list`) or --config YAML --weights PTH")
+    from detic_cli.zoo.resolve import resolve_model
+
+    return resolve_model(name or default, mirror=mirror)
+
+
+def resolve_classifier(cfg: CfgNode, spec: str, *, vocab_file: Path | None, vocab_names: Path | None,
+                       clip_checkpoint: Path | None, device: str, mirror: str | None):
+    """The Vocabulary of `--vocab SPEC` / `--vocab-file`, checked against the model's embedding size."""
+    from detic_cli.vocab.resolve import resolve_vocabulary
+
+    voc = resolve_vocabulary(spec, names_file=str(vocab_names) if vocab_names else None,
+                             vocab_file=str(vocab_file) if vocab_file else None,
+                             clip_checkpoint=str(clip_checkpoint) if clip_checkpoint else None,
+                             device=device, mirror=mirror)
+    dim = cfg.MODEL.ROI_BOX_HEAD.ZEROSHOT_WEIGHT_DIM
+    if cfg.MODEL.META_ARCHITECTURE == "CustomRCNN" and voc.embeddings.shape[1] != dim:
+        raise DeticError(f"--vocab {vocab_file or spec}: embeddings have {voc.embeddings.shape[1]} "
+                         f"dimensions, this model's classifier takes {dim} (CLIP ViT-B/32 text features)")
+    return voc
+
+
+def progress_bar(label: str, console: Console, disable: bool = False) -> Progress:
+    """A bar with done/total, elapsed time and ETA on `console` (stderr)."""
+    columns = [TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TimeRemainingColumn()]
+    return Progress(*columns, console=console, disable=disable)

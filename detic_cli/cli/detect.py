@@ -6,10 +6,9 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from detic_cli.cli.app import app
-from detic_cli.cli.common import resolve_device
+from detic_cli.cli.common import model_files, progress_bar, resolve_classifier, resolve_device
 from detic_cli.config import CfgNode, load_config
 from detic_cli.data.sources import expand_inputs
 from detic_cli.engine.detect_job import DetectJob, OutputPlan, count_frames
@@ -17,20 +16,6 @@ from detic_cli.engine.predictor import Predictor
 from detic_cli.errors import DeticError
 
 _err = Console(stderr=True)
-
-
-def _model_files(model: str | None, config: Path | None, weights: Path | None,
-                 mirror: str | None) -> tuple[Path, Path]:
-    if config is not None or weights is not None:
-        if config is None or weights is None:
-            raise DeticError("--config and --weights go together (or use --model NAME from `detic zoo list`)")
-        if model is not None:
-            raise DeticError("give either --model or --config/--weights, not both")
-        return config, weights
-    from detic_cli.zoo.catalog import DEFAULT_MODEL
-    from detic_cli.zoo.resolve import resolve_model
-
-    return resolve_model(model or DEFAULT_MODEL, mirror=mirror)
 
 
 def _detect_config(config: Path, overrides: list[str], threshold: float, pred_all_class: bool) -> CfgNode:
@@ -72,18 +57,14 @@ def detect(
     if not sources:
         raise DeticError("no input given: name images, folders, globs, videos or a webcam index")
     torch_device = resolve_device(device)
-    config_path, weights_path = _model_files(model, config, weights, mirror)
-    cfg = _detect_config(config_path, overrides, threshold, pred_all_class)
-    from detic_cli.vocab.resolve import resolve_vocabulary
+    from detic_cli.zoo.catalog import DEFAULT_MODEL
 
-    vocabulary = resolve_vocabulary(vocab if not vocab_file else "", names_file=str(vocab_names) if vocab_names
-                                    else None, vocab_file=str(vocab_file) if vocab_file else None,
-                                    clip_checkpoint=str(clip_checkpoint) if clip_checkpoint else None,
+    config_path, weights_path = model_files(model, config, weights, mirror=mirror, flag="--model",
+                                            default=DEFAULT_MODEL)
+    cfg = _detect_config(config_path, overrides, threshold, pred_all_class)
+    vocabulary = resolve_classifier(cfg, "" if vocab_file else vocab, vocab_file=vocab_file,
+                                    vocab_names=vocab_names, clip_checkpoint=clip_checkpoint,
                                     device=str(torch_device), mirror=mirror)
-    dim = cfg.MODEL.ROI_BOX_HEAD.ZEROSHOT_WEIGHT_DIM
-    if cfg.MODEL.META_ARCHITECTURE == "CustomRCNN" and vocabulary.embeddings.shape[1] != dim:
-        raise DeticError(f"--vocab {vocab_file or vocab}: embeddings have {vocabulary.embeddings.shape[1]} "
-                         f"dimensions, this model's classifier takes {dim} (CLIP ViT-B/32 text features)")
     predictor = Predictor(cfg, weights=weights_path, device=torch_device, embeddings=vocabulary.embeddings,
                           class_names=vocabulary.names)
     job = DetectJob(predictor, sources, plan=OutputPlan.make(sources, output), json_path=json_path,
@@ -95,8 +76,6 @@ def detect(
 
 
 def _run_with_progress(job: DetectJob, total: int | None) -> None:
-    columns = [TextColumn("[bold]detect"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TimeRemainingColumn()]
-    with Progress(*columns, console=_err, transient=False, disable=total is not None and total <= 1) as bar:
+    with progress_bar("detect", _err, disable=total is not None and total <= 1) as bar:
         task = bar.add_task("detect", total=total)
         job.run(on_frame=lambda frame, inst: bar.advance(task))

@@ -11,11 +11,10 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from detic_cli.cli.app import app
-from detic_cli.cli.common import resolve_device
+from detic_cli.cli.common import model_files, progress_bar, resolve_classifier, resolve_device
 from detic_cli.config import CfgNode, load_config
 from detic_cli.data.catalog import LAYOUTS, Dataset, resolve_dataset
 from detic_cli.engine.evaluate_job import (
@@ -37,18 +36,12 @@ DEFAULT_VOCAB = {"lvis": "lvis", "coco": "coco", "ovcoco": "coco", "objects365":
 def _model(row: str | None, config: Path | None, weights: Path | None,
            mirror: str | None) -> tuple[Path, Path, list[str], str]:
     """(config, weights, the row's eval overrides, a short model name)."""
-    if config is not None or weights is not None:
-        if config is None or weights is None:
-            raise DeticError("--config and --weights go together (or use --row NAME from `detic zoo list`)")
-        if row is not None:
-            raise DeticError("give either --row or --config/--weights, not both")
-        return config, weights, [], config.stem
+    config_path, weights_path = model_files(row, config, weights, mirror=mirror, flag="--row")
     if row is None:
-        raise DeticError("which model? give --row NAME (see `detic zoo list`) or --config YAML --weights PTH")
-    from detic_cli.zoo.resolve import find_row, resolve_model
+        return config_path, weights_path, [], config_path.stem
+    from detic_cli.zoo.resolve import find_row
 
     found = find_row(row)
-    config_path, weights_path = resolve_model(row, mirror=mirror)
     return config_path, weights_path, list(found.eval_overrides), found.stem
 
 
@@ -79,16 +72,8 @@ def _embeddings(cfg: CfgNode, dataset: Dataset, num_classes: int, spec: str, voc
         if spec or vocab_file:
             raise DeticError(f"--vocab: {cfg.MODEL.META_ARCHITECTURE} is a closed-vocabulary model")
         return None, None, ""
-    from detic_cli.vocab.resolve import resolve_vocabulary
-
-    voc = resolve_vocabulary(spec, names_file=str(vocab_names) if vocab_names else None,
-                             vocab_file=str(vocab_file) if vocab_file else None,
-                             clip_checkpoint=str(clip_checkpoint) if clip_checkpoint else None,
-                             device=device, mirror=mirror)
-    dim = cfg.MODEL.ROI_BOX_HEAD.ZEROSHOT_WEIGHT_DIM
-    if voc.embeddings.shape[1] != dim:
-        raise DeticError(f"--vocab {vocab_file or spec}: embeddings have {voc.embeddings.shape[1]} dimensions, "
-                         f"this model's classifier takes {dim}")
+    voc = resolve_classifier(cfg, spec, vocab_file=vocab_file, vocab_names=vocab_names,
+                             clip_checkpoint=clip_checkpoint, device=device, mirror=mirror)
     if len(voc.names) != num_classes:
         raise DeticError(f"--vocab {vocab_file or spec}: {len(voc.names)} classes, but --dataset {dataset.name} has "
                          f"{num_classes} categories; give one vocabulary row per category, sorted by id")
@@ -154,9 +139,7 @@ def _run_with_progress(job: EvaluateJob, dist: DistInfo) -> None:
     skipped = len(job.gt["images"][dist.rank::dist.world_size]) - todo
     if skipped and dist.is_main:
         _err.print(f"eval: {skipped} image(s) already done in {job.output_dir}, skipped", highlight=False)
-    columns = [TextColumn("[bold]eval"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TimeRemainingColumn()]
-    with Progress(*columns, console=_err, disable=not dist.is_main or todo == 0) as bar:
+    with progress_bar("eval", _err, disable=not dist.is_main or todo == 0) as bar:
         task = bar.add_task("eval", total=todo)
         job.run(on_image=lambda image: bar.advance(task))
 
