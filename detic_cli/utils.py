@@ -23,12 +23,16 @@ def resolve_device(device: str) -> torch.device:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside `path`, then rename over it (readers never see half a file)."""
+    """Write to a temporary file beside `path`, then rename over it (readers never see half a file).
+
+    The file ends up readable by everyone (0644), not private like the temporary file.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -10,13 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import platformdirs
 
+from detic_cli.utils import atomic_write_bytes
 from detic_cli.zoo.assets import Asset
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -83,17 +83,8 @@ def write_record(asset: Asset, size: int, sha256: str, source: str) -> Record:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write to a temp file in the same folder, then os.replace: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """UTF-8 `text` written atomically (temp file in the same folder, then os.replace)."""
+    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
