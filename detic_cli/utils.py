@@ -1,18 +1,29 @@
-"""Small shared helpers with no project dependencies: device choice and atomic file writes."""
+"""Small shared helpers with no project dependencies: device choice, cache home, hashing, atomic writes.
+
+Importing this module stays cheap (torch is imported only by `resolve_device`): the zoo and the
+vocabulary cache use it in processes that never touch a model.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+import platformdirs
 
 from detic_cli.errors import DeticError
+
+if TYPE_CHECKING:
+    import torch
 
 
 def resolve_device(device: str) -> torch.device:
     """`auto` -> cuda when available, else cpu; `cuda[:N]` without a GPU is a DeticError."""
+    import torch
+
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
@@ -37,3 +48,18 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def detic_home() -> Path:
+    """`$DETIC_HOME`, else the user cache directory (`~/.cache/detic` on Linux)."""
+    env = os.environ.get("DETIC_HOME")
+    return Path(env).expanduser() if env else Path(platformdirs.user_cache_dir("detic"))
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in `chunk`-byte blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()

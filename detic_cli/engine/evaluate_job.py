@@ -23,11 +23,11 @@ import numpy as np
 
 from detic_cli.data.catalog import Dataset, image_file
 from detic_cli.data.image_io import read_image_bgr
-from detic_cli.engine.outputs import atomic_write_bytes
 from detic_cli.errors import DeticError
 from detic_cli.evaluation import dataset_category_ids, evaluate_results, to_coco_results
 from detic_cli.evaluation.api import BOX_ONLY
 from detic_cli.structures import Instances
+from detic_cli.utils import atomic_write_bytes
 
 Predict = Callable[[list[np.ndarray]], list[Instances]]
 SHARDS = "shards"

@@ -7,22 +7,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
-from detic_cli.vocab.sidecar import array_sha256, atomic_write_bytes, read_sidecar, save_vocabulary
-
-
-def detic_home() -> Path:
-    """`$DETIC_HOME`, else the user cache directory (`~/.cache/detic` on Linux)."""
-    env = os.environ.get("DETIC_HOME")
-    if env:
-        return Path(env).expanduser()
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("detic"))
+from detic_cli.utils import atomic_write_bytes, detic_home, sha256_file
+from detic_cli.vocab.sidecar import array_sha256, read_sidecar, save_vocabulary
 
 
 def vocab_dir() -> Path:
@@ -72,12 +62,8 @@ def file_sha256(path: str | Path) -> str:
         index = {}
     if isinstance(index, dict) and isinstance(index.get(stamp), str):
         return index[stamp]
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            digest.update(block)
     index = index if isinstance(index, dict) else {}
-    index[stamp] = digest.hexdigest()
+    index[stamp] = sha256_file(path, chunk=1 << 22)
     try:
         atomic_write_bytes(index_path, json.dumps(index, indent=1).encode("utf-8"))
     except OSError:

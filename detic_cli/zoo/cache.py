@@ -7,25 +7,16 @@ sha256 measured at the first complete download), `DETIC_HOME/locks/<kind>-<filen
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import platformdirs
-
-from detic_cli.utils import atomic_write_bytes
+from detic_cli.utils import atomic_write_bytes, detic_home
 from detic_cli.zoo.assets import Asset
 
 _TRUE = {"1", "true", "yes", "on"}
-
-
-def detic_home() -> Path:
-    """`$DETIC_HOME`, else the user cache dir (e.g. `~/.cache/detic` on Linux)."""
-    env = os.environ.get("DETIC_HOME")
-    return Path(env).expanduser() if env else Path(platformdirs.user_cache_dir("detic"))
 
 
 def cached_path(asset: Asset) -> Path:
@@ -85,12 +76,3 @@ def write_record(asset: Asset, size: int, sha256: str, source: str) -> Record:
 def atomic_write_text(path: Path, text: str) -> None:
     """UTF-8 `text` written atomically (temp file in the same folder, then os.replace)."""
     atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()

@@ -16,6 +16,7 @@ from pathlib import Path
 import filelock
 
 from detic_cli.errors import DeticError
+from detic_cli.utils import sha256_file
 from detic_cli.zoo import cache
 from detic_cli.zoo.assets import Asset
 from detic_cli.zoo.http import NotFound, http_download
@@ -89,7 +90,7 @@ def _check(asset: Asset, part: Path, origin: str) -> tuple[int, str]:
     problem = None
     if want.size is not None and size != want.size:
         problem = f"size {size} bytes, expected {want.size}"
-    digest = cache.sha256_file(part)
+    digest = sha256_file(part)
     if problem is None and want.sha256 is not None and digest != want.sha256:
         problem = f"sha256 {digest}, expected {want.sha256}"
     if problem:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from detic_cli.utils import sha256_file
 from detic_cli.zoo import cache
 from detic_cli.zoo.assets import Asset
 from detic_cli.zoo.download import expected
@@ -34,7 +35,7 @@ def verify_asset(asset: Asset) -> Verdict:
     size = dest.stat().st_size
     if want.size is not None and size != want.size:
         return Verdict(asset, "corrupt", f"size {size} bytes, expected {want.size}")
-    digest = cache.sha256_file(dest)
+    digest = sha256_file(dest)
     if want.sha256 is None:
         cache.write_record(asset, size, digest, "found in cache")
         return Verdict(asset, "recorded", f"sha256 {digest}")

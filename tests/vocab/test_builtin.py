@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from detic_cli.errors import DeticError
+from detic_cli.utils import sha256_file
 from detic_cli.vocab.builtin import BUILTINS, builtin_vocabulary, fetch_builtin_vocabulary, is_builtin
 from detic_cli.zoo import cache
-from detic_cli.zoo.cache import sha256_file
 
 
 @pytest.fixture
