@@ -14,6 +14,8 @@ from detic_cli.errors import DeticError
 # takes from the vocabulary (zs_weight): neither required nor loaded from a checkpoint.
 DERIVED_SUFFIXES = ("relative_position_index", "num_batches_tracked", "freq_weight", "fed_loss_weight",
                     "zs_weight")
+# Heads a config may switch off (MODEL.MASK_ON False): their keys in a checkpoint are skipped, as the original does.
+OPTIONAL_HEADS = ("roi_heads.mask_head.",)
 
 
 def is_derived(key: str) -> bool:
@@ -28,7 +30,8 @@ def _summarise(keys: list[str], limit: int = 4) -> str:
 def load_state_dict(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
     """Copy `state` into `model`; any missing or unexpected learned key, or a shape mismatch, is an error."""
     expected = {k: v for k, v in model.state_dict().items() if not is_derived(k)}
-    given = {k: v for k, v in state.items() if not is_derived(k)}
+    off = tuple(p for p in OPTIONAL_HEADS if not any(k.startswith(p) for k in expected))
+    given = {k: v for k, v in state.items() if not is_derived(k) and not (off and k.startswith(off))}
     missing = sorted(set(expected) - set(given))
     unexpected = sorted(set(given) - set(expected))
     if missing or unexpected:

@@ -14,9 +14,17 @@ from detic_cli.errors import DeticError
 from detic_cli.vocab.builtin import BUILTINS, all_vocab_assets, pull_builtin_vocabulary
 from detic_cli.zoo import cache
 from detic_cli.zoo.assets import Asset
+from detic_cli.zoo.backbone_convert import (
+    CONVERTER_KINDS,
+    D2_RESNET,
+    converted_asset,
+    converted_assets,
+    pull_backbone,
+    target_config,
+)
 from detic_cli.zoo.catalog import BACKBONES, ROWS, SECTIONS, STAGES, Backbone, ZooRow, rows_for, weight_files
 from detic_cli.zoo.download import is_cached, pull_all
-from detic_cli.zoo.progress import default_progress
+from detic_cli.zoo.progress import Progress, default_progress
 from detic_cli.zoo.resolve import config_path, find_asset, find_backbone, find_row
 from detic_cli.zoo.verify import verify_asset
 
@@ -134,12 +142,19 @@ def _row_info(row: ZooRow) -> list[tuple[str, str]]:
     ]
 
 
+def _conversion_line(b: Backbone) -> str:
+    kind = CONVERTER_KINDS[b.name]
+    by_hand = "" if kind == D2_RESNET else f"; by hand: detic convert-pretrained --kind {kind}"
+    return f"done by `detic zoo pull {b.name}` ({kind} -> detector keys of configs/{target_config(b)}{by_hand})"
+
+
 def _backbone_info(b: Backbone) -> list[tuple[str, str]]:
     users = [r.name for r in ROWS if r.init == b.name] + [s.name for s in STAGES if s.init == b.name]
     return [
         ("name", b.name), ("title", b.title), ("weights", b.weights.url), ("cache", _cache_line(b.weights)),
         ("original config weights", b.original_weights),
-        ("conversion", "detic convert-pretrained (detectron2 keys)" if b.needs_conversion else "none needed"),
+        ("conversion", _conversion_line(b)),
+        ("converted", _cache_line(converted_asset(b))),
         ("initialises", ", ".join(users)), ("pull", f"detic zoo pull {b.name}"),
     ]
 
@@ -165,25 +180,39 @@ def pull(
     vocab: list[str] = typer.Option(None, "--vocab", help=f"Built-in vocabulary: {', '.join(BUILTINS)} (repeatable)."),
     mirror: str = typer.Option(None, "--mirror", help=MIRROR_HELP),
 ) -> None:
-    """Download checkpoints, backbones or vocabularies into DETIC_HOME (resumable, verified)."""
+    """Download checkpoints, backbones or vocabularies into DETIC_HOME (resumable, verified); backbones are
+    also converted to detector keys (`NAME.detector.pth`), ready to start training from."""
     if not (names or all_ or backbones or vocab):
         raise DeticError("detic zoo pull: name what to pull (NAME..., --all, --backbones or --vocab NAME)")
-    assets = [find_asset(n) for n in names or []]
+    assets = [find_asset(n) for n in names or [] if find_backbone(n) is None]
     assets += list(weight_files().values()) if all_ else []
-    assets += [b.weights for b in BACKBONES] if backbones else []
+    wanted = [b for b in (find_backbone(n) for n in names or []) if b is not None]
+    wanted += list(BACKBONES) if backbones else []
     progress = default_progress()
     console = _console()
     for asset, path in zip(assets, pull_all(assets, mirror=mirror, progress=progress)):
         console.print(f"{asset.filename}: {path}", highlight=False)
+    for backbone in dict.fromkeys(wanted):
+        _pull_backbone(backbone, mirror, progress, console)
     for name in vocab or []:
         for path in pull_builtin_vocabulary(name, mirror=mirror, progress=progress):
             console.print(f"{name}: {path}", highlight=False)
 
 
+def _pull_backbone(backbone: Backbone, mirror: str | None, progress: Progress, console: Console) -> None:
+    pulled = pull_backbone(backbone, mirror=mirror, progress=progress)
+    state = "converted" if pulled.converted else "up to date"
+    console.print(f"{backbone.weights.filename}: {pulled.source}", highlight=False)
+    console.print(f"{pulled.path.name}: {pulled.path} ({state}; detector keys of configs/{pulled.config})",
+                  highlight=False)
+
+
 @zoo_app.command("verify")
 def verify() -> None:
-    """Re-hash every cached checkpoint, backbone and vocabulary file against its known or recorded sha256."""
+    """Re-hash every cached checkpoint, backbone (and its conversion) and vocabulary file against its known or
+    recorded sha256."""
     assets = list(weight_files().values()) + [b.weights for b in BACKBONES] + all_vocab_assets()
+    assets += [a for a in converted_assets() if cache.cached_path(a).is_file()]  # conversions made by pull
     verdicts = [verify_asset(a) for a in assets]
     table = Table(title=f"Cache {cache.detic_home()}", title_justify="left")
     for col in ("File", "Status", "Detail"):

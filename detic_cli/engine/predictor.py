@@ -14,12 +14,26 @@ from detic_cli.modeling.build import build_model
 from detic_cli.structures import Instances
 
 
+def same_size_groups(inputs: list[dict]) -> list[list[int]]:
+    """Indices of `inputs` grouped by network-input shape, in first-seen order.
+
+    The original demo runs one image per forward pass, so each image is padded only to the
+    backbone's size divisibility. Batching different sizes together would pad them to a common
+    size, which changes the features near the border (and Swin's shifted windows everywhere), so
+    only same-size inputs share a forward pass.
+    """
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, x in enumerate(inputs):
+        groups.setdefault(tuple(x["image"].shape), []).append(i)
+    return list(groups.values())
+
+
 class Predictor:
     """Builds the model of `cfg`, loads `weights`, and turns BGR uint8 frames into detections.
 
     Detections are `Instances` on the CPU in original-image pixels: `pred_boxes` (XYXY), `scores`
     in [0, 1], `pred_classes` (indices into the vocabulary) and `pred_masks` (H, W bool) when the
-    model has a mask head.
+    model has a mask head. Any batch gives the same detections as one frame at a time.
     """
 
     def __init__(self, cfg: CfgNode, *, weights: str | Path, device: torch.device,
@@ -40,6 +54,8 @@ class Predictor:
         return self.model.class_names
 
     def _to_input(self, image_bgr: np.ndarray) -> dict:
+        """The demo's preprocessing: channel order of INPUT.FORMAT, shortest edge to MIN_SIZE_TEST
+        (longest capped at MAX_SIZE_TEST, PIL bilinear), float32 (3, H, W) in 0-255."""
         height, width = image_bgr.shape[:2]
         image = image_bgr[:, :, ::-1] if self.input_format == "RGB" else image_bgr
         image = resize_shortest_edge(np.ascontiguousarray(image), self.min_size, self.max_size)
@@ -49,5 +65,9 @@ class Predictor:
     @torch.no_grad()
     def __call__(self, images_bgr: list[np.ndarray]) -> list[Instances]:
         inputs = [self._to_input(img) for img in images_bgr]
-        outputs = self.model.inference(inputs)
-        return [out["instances"].to("cpu") for out in outputs]
+        results: list[Instances | None] = [None] * len(inputs)
+        for group in same_size_groups(inputs):
+            outputs = self.model.inference([inputs[i] for i in group])
+            for i, out in zip(group, outputs):
+                results[i] = out["instances"].to("cpu")
+        return results  # type: ignore[return-value]

@@ -18,6 +18,7 @@ here the rows always follow the detections.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ import pycocotools.mask as mask_utils
 
 from detic_cli.errors import DeticError
 from detic_cli.evaluation.detections import Detections, build_detections, check_image_ids
-from detic_cli.evaluation.groundtruth import GroundTruth, build_ground_truth, load_json
+from detic_cli.evaluation.groundtruth import GroundTruth, build_ground_truth
 from detic_cli.evaluation.pairs import pair_keys, score_order
 from detic_cli.evaluation.summary import percent
 
@@ -47,7 +48,7 @@ def evaluate_oid(
     dt = build_detections(results, gt, iou_type="bbox", max_dets_per_image=OID_MAX_DETS)
     out = {"AP50": percent(oid_ap50(gt, dt))}
     if hierarchy is not None:
-        ancestors = ancestor_indices(gt, load_json(hierarchy) if not isinstance(hierarchy, dict) else hierarchy)
+        ancestors = ancestor_indices(gt, _read_hierarchy(hierarchy))
         out["AP50_expand"] = percent(oid_ap50(gt, expand_to_ancestors(dt, ancestors)))
     return out
 
@@ -169,3 +170,16 @@ def _category_ap(entries: list[tuple[int, Entries]], num_gt: int) -> float:
     precision = np.maximum.accumulate(np.concatenate([[0], pr, [0]])[::-1])[::-1]
     changed = np.where(recall[1:] != recall[:-1])[0] + 1
     return float(np.sum((recall[changed] - recall[changed - 1]) * precision[changed]))
+
+
+def _read_hierarchy(hierarchy: str | Path | dict[str, Any]) -> dict[str, Any]:
+    """The OpenImages label hierarchy tree ({"LabelName", "Subcategory": [...]}) from a dict or a JSON file."""
+    if isinstance(hierarchy, dict):
+        return hierarchy
+    path = Path(hierarchy)
+    if not path.is_file():
+        raise DeticError(f"OpenImages hierarchy file {path} not found: put the challenge label hierarchy JSON there")
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise DeticError(f"OpenImages hierarchy file {path} is not valid JSON ({exc})") from None

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
 class FrozenBatchNorm2d(nn.Module):
     """y = (x - running_mean) / sqrt(running_var + eps) * weight + bias, per channel; nothing is trained.
 
+    (B, C, H, W) -> same shape and dtype. Like detectron2, an input that needs no gradient (inference)
+    goes through the fused `F.batch_norm` kernel, one that does through x * scale + shift, so the
+    float rounding is the original's in both cases.
     State-dict keys: weight, bias, running_mean, running_var (as detectron2 writes them).
     """
 
@@ -22,6 +26,9 @@ class FrozenBatchNorm2d(nn.Module):
         self.register_buffer("running_var", torch.ones(num_features) - eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not x.requires_grad:
+            return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, training=False,
+                                eps=self.eps)
         scale = self.weight * (self.running_var + self.eps).rsqrt()
         shift = self.bias - self.running_mean * scale
         return x * scale.view(1, -1, 1, 1).to(x.dtype) + shift.view(1, -1, 1, 1).to(x.dtype)

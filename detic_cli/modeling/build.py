@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from torch import nn
 
 from detic_cli.config import CfgNode
@@ -14,10 +17,13 @@ from detic_cli.modeling.backbone.timm_resnet import TimmResNet
 from detic_cli.modeling.meta_arch import CustomRCNN
 from detic_cli.modeling.proposal.centernet import CenterNetProposals
 from detic_cli.modeling.proposal.centernet_head import CenterNetHead
+from detic_cli.modeling.proposal.centernet_loss import CenterNetLoss
 from detic_cli.modeling.roi_heads.box_head import FastRCNNConvFCHead
+from detic_cli.modeling.roi_heads.box_losses import FastRCNNLosses
 from detic_cli.modeling.roi_heads.cascade import DeticCascadeROIHeads
 from detic_cli.modeling.roi_heads.fast_rcnn import DeticBoxPredictor
 from detic_cli.modeling.roi_heads.mask_head import MaskRCNNConvUpsampleHead
+from detic_cli.modeling.roi_heads.sampling import ProposalSampler
 
 
 def build_bottom_up(cfg: CfgNode) -> Backbone:
@@ -64,10 +70,21 @@ def build_centernet(cfg: CfgNode, backbone: Backbone) -> CenterNetProposals:
                          only_proposal=c.ONLY_PROPOSAL, prior_prob=c.PRIOR_PROB)
     if not (c.ONLY_PROPOSAL and c.WITH_AGN_HM):
         raise DeticError("CenterNet is supported as Detic's proposal network (ONLY_PROPOSAL and WITH_AGN_HM)")
+    if c.MORE_POS:
+        raise DeticError("MODEL.CENTERNET.MORE_POS is not supported (Detic's configs leave it False)")
+    if c.LOC_LOSS_TYPE not in ("iou", "linear_iou", "giou"):
+        raise DeticError(f"MODEL.CENTERNET.LOC_LOSS_TYPE {c.LOC_LOSS_TYPE!r}: use giou, iou or linear_iou")
+    if len(c.SOI) != len(c.FPN_STRIDES):
+        raise DeticError(f"MODEL.CENTERNET.SOI needs one [lo, hi] range per level of FPN_STRIDES {c.FPN_STRIDES}")
+    losses = CenterNetLoss(strides=list(c.FPN_STRIDES), sizes_of_interest=[list(r) for r in c.SOI],
+                           hm_min_overlap=c.HM_MIN_OVERLAP, min_radius=c.MIN_RADIUS, hm_focal_alpha=c.HM_FOCAL_ALPHA,
+                           hm_focal_beta=c.HM_FOCAL_BETA, loss_gamma=c.LOSS_GAMMA, sigmoid_clamp=c.SIGMOID_CLAMP,
+                           ignore_high_fp=c.IGNORE_HIGH_FP, pos_weight=c.POS_WEIGHT, neg_weight=c.NEG_WEIGHT,
+                           reg_weight=c.REG_WEIGHT, not_norm_reg=c.NOT_NORM_REG, loc_loss_type=c.LOC_LOSS_TYPE)
     return CenterNetProposals(head=head, in_features=list(c.IN_FEATURES), strides=list(c.FPN_STRIDES),
                               score_thresh=c.INFERENCE_TH, pre_nms_topk=(c.PRE_NMS_TOPK_TRAIN, c.PRE_NMS_TOPK_TEST),
                               post_nms_topk=(c.POST_NMS_TOPK_TRAIN, c.POST_NMS_TOPK_TEST),
-                              nms_thresh=(c.NMS_TH_TRAIN, c.NMS_TH_TEST))
+                              nms_thresh=(c.NMS_TH_TRAIN, c.NMS_TH_TEST), losses=losses)
 
 
 def _pooler(cfg_head: CfgNode, backbone: Backbone, in_features: list[str]) -> ROIPooler:
@@ -89,9 +106,38 @@ def build_box_predictor(cfg: CfgNode, input_size: int, reg_weights: list[float],
                              norm_weight=box.NORM_WEIGHT, norm_temperature=box.NORM_TEMP)
 
 
+def _dataset_path(path: str) -> Path:
+    """A config path; "datasets/..." is relative to $DETIC_DATASETS (default ./datasets)."""
+    if path.startswith("datasets/"):
+        return Path(os.environ.get("DETIC_DATASETS") or "datasets") / path[len("datasets/"):]
+    return Path(path)
+
+
+def build_proposal_sampler(cfg: CfgNode) -> ProposalSampler:
+    """Stage-0 / Res5 proposal labelling and sampling from MODEL.ROI_HEADS.*."""
+    heads = cfg.MODEL.ROI_HEADS
+    return ProposalSampler(iou_thresholds=list(heads.IOU_THRESHOLDS), iou_labels=list(heads.IOU_LABELS),
+                           batch_size_per_image=heads.BATCH_SIZE_PER_IMAGE, positive_fraction=heads.POSITIVE_FRACTION,
+                           append_gt=heads.PROPOSAL_APPEND_GT)
+
+
+def build_box_losses(cfg: CfgNode) -> FastRCNNLosses:
+    """Box-predictor losses from MODEL.ROI_BOX_HEAD.*; the frequency file is only read when training needs it."""
+    box = cfg.MODEL.ROI_BOX_HEAD
+    return FastRCNNLosses(use_sigmoid_ce=box.USE_SIGMOID_CE, use_fed_loss=box.USE_FED_LOSS,
+                          fed_loss_num_cat=box.FED_LOSS_NUM_CAT, ignore_zero_cats=box.IGNORE_ZERO_CATS,
+                          cat_freq_path=_dataset_path(box.CAT_FREQ_PATH) if box.CAT_FREQ_PATH else None,
+                          fed_loss_freq_weight=box.FED_LOSS_FREQ_WEIGHT, box_reg_loss_type=box.BBOX_REG_LOSS_TYPE,
+                          smooth_l1_beta=box.SMOOTH_L1_BETA)
+
+
 def build_cascade_heads(cfg: CfgNode, backbone: Backbone) -> DeticCascadeROIHeads:
     heads, box = cfg.MODEL.ROI_HEADS, cfg.MODEL.ROI_BOX_HEAD
     channels = backbone.out_channels[heads.IN_FEATURES[0]]
+    cascade = cfg.MODEL.ROI_BOX_CASCADE_HEAD
+    if len(cascade.IOUS) != len(cascade.BBOX_REG_WEIGHTS):
+        raise DeticError(f"MODEL.ROI_BOX_CASCADE_HEAD: {len(cascade.IOUS)} IOUS for "
+                         f"{len(cascade.BBOX_REG_WEIGHTS)} BBOX_REG_WEIGHTS (one per stage)")
     box_heads, predictors = [], []
     for weights in cfg.MODEL.ROI_BOX_CASCADE_HEAD.BBOX_REG_WEIGHTS:
         head = FastRCNNConvFCHead(in_channels=channels, resolution=box.POOLER_RESOLUTION, num_conv=box.NUM_CONV,
@@ -111,7 +157,9 @@ def build_cascade_heads(cfg: CfgNode, backbone: Backbone) -> DeticCascadeROIHead
                                 box_predictors=predictors, score_thresh=heads.SCORE_THRESH_TEST,
                                 nms_thresh=heads.NMS_THRESH_TEST, detections_per_image=cfg.TEST.DETECTIONS_PER_IMAGE,
                                 mult_proposal_score=box.MULT_PROPOSAL_SCORE,
-                                one_class_per_proposal=heads.ONE_CLASS_PER_PROPOSAL, **mask)
+                                one_class_per_proposal=heads.ONE_CLASS_PER_PROPOSAL,
+                                sampler=build_proposal_sampler(cfg), stage_ious=list(cascade.IOUS),
+                                losses=build_box_losses(cfg), mask_weight=heads.MASK_WEIGHT, **mask)
 
 
 def build_model(cfg: CfgNode) -> nn.Module:

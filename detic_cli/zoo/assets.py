@@ -13,7 +13,8 @@ class Asset:
 
     filename: its name in the cache (`DETIC_HOME/<kind>/<filename>`) and in mirror folders; unique
         across the catalog.
-    url: the public address (http(s)) the original project publishes it at.
+    url: the public address (http(s)) the original project publishes it at; "" for a file made locally
+        (a backbone converted to detector keys by `zoo pull`), which is never downloaded.
     kind: the cache subfolder, "weights" (checkpoints, backbones) or "vocab" (embeddings, names).
     sha256, size: known in advance (hex digest, bytes), or None when the publisher gives none; such
         files get both recorded at their first complete download and checked against that record.

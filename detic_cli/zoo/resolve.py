@@ -8,7 +8,7 @@ from pathlib import Path
 
 from detic_cli.errors import DeticError
 from detic_cli.zoo.assets import Asset
-from detic_cli.zoo.catalog import BACKBONES, ROWS, STAGES, Backbone, ZooRow, weight_files
+from detic_cli.zoo.catalog import BACKBONES, ROWS, STAGES, Backbone, Stage, ZooRow, weight_files
 from detic_cli.zoo.download import fetch
 from detic_cli.zoo.progress import Progress
 
@@ -69,13 +69,19 @@ def find_backbone(name: str) -> Backbone | None:
     return next((b for b in BACKBONES if b.name.lower() == name.lower()), None)
 
 
+def find_stage(name: str) -> Stage | None:
+    """The unpublished training stage called `name` (case-insensitive), if any."""
+    return next((s for s in STAGES if s.name.lower() == name.lower()), None)
+
+
 def find_asset(name: str) -> Asset:
     """The file a row, checkpoint or backbone name stands for."""
     backbone = find_backbone(name)
     if backbone is not None:
         return backbone.weights
-    if not find_rows(name) and any(s.name.lower() == name.lower() for s in STAGES):
-        raise DeticError(f"{name!r} was never published; train it with `detic train --config configs/{name}.yaml`")
+    stage = find_stage(name) if not find_rows(name) else None
+    if stage is not None:
+        raise DeticError(f"{name!r} was never published; train it with `detic train --config configs/{stage.config}`")
     return find_row(name).weights
 
 

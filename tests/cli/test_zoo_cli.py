@@ -77,3 +77,43 @@ def test_console_script_exit_code_and_offline_message():
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1
     assert "offline (HF_HUB_OFFLINE=1)" in proc.stderr and f"{DEFAULT_MODEL}.pth" in proc.stderr
+
+
+def test_pull_backbone_converts_it_once_and_verify_checks_both(tmp_path):
+    import torch
+    import torchvision
+
+    from detic_cli.checkpoint.convert import backbone_keys
+    from detic_cli.checkpoint.safe_load import read_checkpoint
+    from detic_cli.config import load_config
+    from detic_cli.modeling.build import build_model
+    from detic_cli.zoo.backbone_convert import converted_asset
+    from detic_cli.zoo.resolve import config_path, find_backbone
+
+    torch.manual_seed(0)
+    source = torchvision.models.resnet18().state_dict()  # torchvision's layout, as resnet18-5c106cde.pth
+    torch.save(source, tmp_path / "resnet18-5c106cde.pth")
+    out = _ok("zoo", "pull", "resnet18", "--mirror", str(tmp_path))
+    backbone = find_backbone("resnet18")
+    converted = cache.cached_path(converted_asset(backbone))
+    text = " ".join(out.split())
+    assert f"resnet18.detector.pth: {converted} (converted; detector keys of configs/BoxSup-C2_LCOCO_CLIP_R18_" in text
+    assert cache.cached_path(backbone.weights).is_file() and converted.is_file()
+
+    state = read_checkpoint(converted)["model"]
+    model = build_model(load_config(config_path("BoxSup-C2_LCOCO_CLIP_R18_640b32_4x.yaml")))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    assert unexpected == [] and backbone_keys(missing) == []
+    assert torch.equal(model.state_dict()["backbone.bottom_up.base.layer3.1.conv2.weight"],
+                       source["layer3.1.conv2.weight"])
+
+    mtime = converted.stat().st_mtime_ns
+    assert "(up to date;" in _ok("zoo", "pull", "resnet18", "--mirror", str(tmp_path))
+    assert converted.stat().st_mtime_ns == mtime
+    assert "resnet18.detector.pth" in _ok("zoo", "info", "resnet18")
+    assert "2 ok" in _ok("zoo", "verify")  # the download (recorded) and its conversion
+    data = bytearray(converted.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    converted.write_bytes(bytes(data))
+    result = runner.invoke(app, ["zoo", "verify"])
+    assert isinstance(result.exception, DeticError) and "resnet18.detector.pth" in str(result.exception)

@@ -1,4 +1,10 @@
-"""Detic's cascade ROI heads: three box stages of increasing IoU, averaged class scores, optional mask head."""
+"""Detic's cascade ROI heads: three box stages of increasing IoU, averaged class scores, optional mask head.
+
+Training (`forward_with_losses`) follows detectron2's CascadeROIHeads: stage 0 trains on the sampled
+proposals (+ gt boxes), stage k > 0 on the previous stage's detached, clipped, non-empty predicted
+boxes relabelled at IoU `stage_ious[k]`; the pooled features' gradient is scaled by 1 / stages; the
+mask head trains on the stage-0 foreground proposals.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +13,10 @@ from torch import nn
 
 from detic_cli.layers.roi_pooler import ROIPooler
 from detic_cli.modeling.roi_heads.box_head import FastRCNNConvFCHead
+from detic_cli.modeling.roi_heads.box_losses import FastRCNNLosses
 from detic_cli.modeling.roi_heads.fast_rcnn import DeticBoxPredictor, fast_rcnn_inference
-from detic_cli.modeling.roi_heads.mask_head import MaskRCNNConvUpsampleHead, mask_rcnn_inference
+from detic_cli.modeling.roi_heads.mask_head import MaskRCNNConvUpsampleHead, mask_rcnn_inference, mask_rcnn_loss
+from detic_cli.modeling.roi_heads.sampling import ProposalSampler, match_and_label, select_foreground
 from detic_cli.structures import Boxes, Instances
 
 
@@ -25,7 +33,8 @@ class DeticCascadeROIHeads(nn.Module):
                  mask_pooler: ROIPooler | None = None, mask_head: MaskRCNNConvUpsampleHead | None = None,
                  score_thresh: float = 0.05, nms_thresh: float = 0.5, detections_per_image: int = 100,
                  mult_proposal_score: bool = False, one_class_per_proposal: bool = False,
-                 losses: nn.Module | None = None) -> None:
+                 sampler: ProposalSampler | None = None, stage_ious: list[float] | None = None,
+                 losses: FastRCNNLosses | None = None, mask_weight: float = 1.0) -> None:
         super().__init__()
         self.in_features = list(in_features)
         self.box_pooler = box_pooler
@@ -39,7 +48,10 @@ class DeticCascadeROIHeads(nn.Module):
         self.detections_per_image = detections_per_image
         self.mult_proposal_score = mult_proposal_score
         self.one_class_per_proposal = one_class_per_proposal
+        self.sampler = sampler
+        self.stage_ious = list(stage_ious) if stage_ious is not None else None
         self.losses = losses
+        self.mask_weight = mask_weight
 
     @property
     def num_stages(self) -> int:
@@ -51,9 +63,14 @@ class DeticCascadeROIHeads(nn.Module):
             predictor.cls_score.set_embeddings(embeddings)
 
     def run_stage(self, features: list[torch.Tensor], proposals: list[Instances], stage: int,
-                  classifier: torch.Tensor | None = None):
-        """(class logits (R, C + 1), deltas (R, 4)) for all proposals of the batch."""
+                  classifier: torch.Tensor | None = None, grad_scale: float | None = None):
+        """(class logits (R, C + 1), deltas (R, 4)) for all proposals of the batch.
+
+        `grad_scale` multiplies the gradient flowing back into the pooled features (training).
+        """
         pooled = self.box_pooler(features, [p.proposal_boxes for p in proposals])
+        if grad_scale is not None:
+            pooled = _ScaleGradient.apply(pooled, grad_scale)
         return self.box_predictor[stage](self.box_head[stage](pooled), classifier)
 
     def forward(self, features: dict[str, torch.Tensor], proposals: list[Instances]) -> list[Instances]:
@@ -91,12 +108,78 @@ class DeticCascadeROIHeads(nn.Module):
         return instances
 
 
+    def forward_with_losses(self, features: dict[str, torch.Tensor], proposals: list[Instances],
+                            gt_instances: list[Instances]) -> dict[str, torch.Tensor]:
+        """`loss_cls_stage{k}`, `loss_box_reg_stage{k}` and, with a mask head, `loss_mask`.
+
+        proposals: per image `proposal_boxes` + `objectness_logits` (no gradient); gt_instances: per
+        image `gt_boxes` (XYXY, padded-input frame), `gt_classes` in [0, C) for the C classes of the
+        current vocabulary, optional `gt_masks` bool (G, H, W).
+        """
+        if self.sampler is None or self.losses is None or self.stage_ious is None:
+            raise RuntimeError("these ROI heads were built without training settings (sampler, stage_ious, losses)")
+        num_classes = self.box_predictor[0].cls_score.num_classes
+        proposals = self.sampler(proposals, gt_instances, num_classes)
+        losses = self.box_losses(features, proposals, gt_instances, num_classes)
+        if self.mask_head is not None:
+            losses["loss_mask"] = self.mask_loss(features, proposals, gt_instances, num_classes) * self.mask_weight
+        return losses
+
+    def box_losses(self, features: dict[str, torch.Tensor], proposals: list[Instances],
+                   gt_instances: list[Instances], num_classes: int) -> dict[str, torch.Tensor]:
+        """Per-stage losses; `proposals` are the labelled stage-0 samples."""
+        feats = [features[f] for f in self.in_features]
+        image_sizes = [p.image_size for p in proposals]
+        losses: dict[str, torch.Tensor] = {}
+        boxes: list[torch.Tensor] = []
+        for k in range(self.num_stages):
+            if k > 0:
+                proposals = _proposals_from_boxes(boxes, image_sizes, [p.objectness_logits for p in proposals],
+                                                  drop_empty=True)
+                proposals = match_and_label(proposals, gt_instances, iou_threshold=self.stage_ious[k],
+                                            num_classes=num_classes)
+            logits, deltas = self.run_stage(feats, proposals, k, grad_scale=1.0 / self.num_stages)
+            boxes = self.box_predictor[k].predict_boxes(deltas, proposals)
+            stage = self.losses(logits, deltas, proposals, self.box_predictor[k].box2box_transform)
+            losses.update({f"{name}_stage{k}": value for name, value in stage.items()})
+        return losses
+
+    def mask_loss(self, features: dict[str, torch.Tensor], proposals: list[Instances],
+                  gt_instances: list[Instances], num_classes: int) -> torch.Tensor:
+        """`loss_mask` on the foreground of the labelled stage-0 proposals; 0 (no graph) without gt_masks."""
+        if not gt_instances or not all(g.has("gt_masks") for g in gt_instances):
+            return features[self.mask_in_features[0]].new_zeros((), dtype=torch.float32)
+        foreground = select_foreground(proposals, num_classes)
+        pooled = self.mask_pooler([features[f] for f in self.mask_in_features],
+                                  [p.proposal_boxes for p in foreground])
+        return mask_rcnn_loss(self.mask_head(pooled), foreground, [g.gt_masks for g in gt_instances])
+
+
+class _ScaleGradient(torch.autograd.Function):
+    """Identity forward; the backward multiplies the gradient by `scale`."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, scale: float) -> torch.Tensor:
+        ctx.scale = scale
+        return x
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return grad * ctx.scale, None
+
+
 def _proposals_from_boxes(boxes: list[torch.Tensor], image_sizes: list[tuple[int, int]],
-                          scores: list[torch.Tensor]) -> list[Instances]:
-    """Next-stage proposals: previous predictions clipped to the image, keeping the proposal scores."""
+                          scores: list[torch.Tensor], drop_empty: bool = False) -> list[Instances]:
+    """Next-stage proposals: previous predictions clipped to the image, keeping the proposal scores.
+
+    `drop_empty` (training) removes boxes with a zero-length side after clipping.
+    """
     out = []
     for b, size, s in zip(boxes, image_sizes, scores):
         clipped = Boxes(b.detach())
         clipped.clip(size)
+        if drop_empty:
+            keep = clipped.nonempty()
+            clipped, s = clipped[keep], s[keep]
         out.append(Instances(size, proposal_boxes=clipped, objectness_logits=s))
     return out

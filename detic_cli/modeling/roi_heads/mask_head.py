@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchvision.ops import roi_align
 
 from detic_cli.structures import Instances
 
@@ -49,3 +50,37 @@ def mask_rcnn_inference(mask_logits: torch.Tensor, instances: list[Instances]) -
         probs = mask_logits[torch.arange(len(classes), device=classes.device), classes][:, None].sigmoid()
     for inst, p in zip(instances, probs.split([len(i) for i in instances])):
         inst.pred_masks = p
+
+
+def mask_targets(gt_masks: torch.Tensor, boxes: torch.Tensor, gt_index: torch.Tensor, size: int) -> torch.Tensor:
+    """(R, size, size) bool training targets: the mask of ground truth `gt_index[r]` seen through box r.
+
+    gt_masks: bool (G, H, W) in the image frame of the XYXY `boxes` (R, 4); each box region is resampled
+    with ROIAlign (aligned, adaptive sampling) and thresholded at 0.5, as detectron2's BitMasks.crop_and_resize.
+    """
+    if len(boxes) == 0:
+        return torch.zeros((0, size, size), dtype=torch.bool, device=gt_masks.device)
+    rois = torch.cat([gt_index.to(gt_masks.device, torch.float32)[:, None],
+                      boxes.to(gt_masks.device, torch.float32)], dim=1)
+    crops = roi_align(gt_masks[:, None].to(torch.float32), rois, (size, size), 1.0, 0, True)
+    return crops.squeeze(1) >= 0.5
+
+
+def mask_rcnn_loss(mask_logits: torch.Tensor, proposals: list[Instances], gt_masks: list[torch.Tensor]) -> torch.Tensor:
+    """`loss_mask`: mean per-pixel BCE of (R, K, M, M) logits on the foreground proposals of all images.
+
+    proposals[i] (fields `proposal_boxes`, `gt_classes`, `gt_index`) are image i's foreground proposals,
+    in the order of `mask_logits`; gt_masks[i] is its bool (G_i, H, W). K = 1 (class-agnostic) or the
+    channel of each proposal's gt class. No foreground: 0 connected to the graph.
+    """
+    if mask_logits.shape[0] == 0:
+        return mask_logits.sum() * 0
+    size = mask_logits.shape[2]
+    targets = torch.cat([mask_targets(m, p.proposal_boxes.tensor, p.gt_index, size)
+                         for p, m in zip(proposals, gt_masks, strict=True)]).to(mask_logits.device)
+    if mask_logits.shape[1] == 1:
+        logits = mask_logits[:, 0]
+    else:
+        classes = torch.cat([p.gt_classes for p in proposals])
+        logits = mask_logits[torch.arange(len(classes), device=classes.device), classes]
+    return F.binary_cross_entropy_with_logits(logits.float(), targets.to(torch.float32), reduction="mean")

@@ -1,0 +1,102 @@
+"""Evaluation during `detic train` (TEST.EVAL_PERIOD > 0): the model being trained on DATASETS.TEST.
+
+As the original `do_test`: each named test dataset is evaluated with MODEL.TEST_CLASSIFIERS[d] when
+MODEL.RESET_CLS_TESTS is set, else with the dataset's own built-in vocabulary. The weights of the
+moment go to a temporary file and a separate inference model reads them (the training model and
+its vocabulary stay untouched). Results land in `OUTPUT/inference/iter_NNNNNNN/<dataset>/` and as
+`<dataset>/<metric>` fields of a metrics.json line. Datasets and vocabularies are checked when
+training starts, not when the first evaluation comes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from detic_cli.cli.common import resolve_classifier
+from detic_cli.config import CfgNode
+from detic_cli.data.catalog import LAYOUTS, Dataset, resolve_dataset
+from detic_cli.data.paths import dataset_path
+from detic_cli.engine.checkpointer import atomic_torch_save
+from detic_cli.engine.evaluate_job import DistInfo, EvaluateJob, barrier, iou_types, load_ground_truth
+from detic_cli.engine.trainer import EvalFn
+from detic_cli.errors import DeticError
+
+DEFAULT_VOCAB = {"lvis": "lvis", "coco": "coco", "ovcoco": "coco", "objects365": "objects365", "oid": "openimages"}
+
+
+@dataclass
+class _Target:
+    dataset: Dataset
+    gt: dict[str, Any]
+    embeddings: np.ndarray | None
+    names: list[str] | None
+    types: list[str]
+
+
+def _embeddings(cfg: CfgNode, index: int, dataset: Dataset, device: torch.device,
+                mirror: str | None) -> tuple[np.ndarray | None, list[str] | None]:
+    if cfg.MODEL.META_ARCHITECTURE != "CustomRCNN":
+        return None, None
+    if cfg.MODEL.RESET_CLS_TESTS:
+        if index >= len(cfg.MODEL.TEST_CLASSIFIERS):
+            raise DeticError(f"MODEL.TEST_CLASSIFIERS has no entry for DATASETS.TEST[{index}] {dataset.name}")
+        path = dataset_path(cfg.MODEL.TEST_CLASSIFIERS[index])
+        if not path.is_file():
+            raise DeticError(f"MODEL.TEST_CLASSIFIERS[{index}]: {path} not found")
+        return np.load(path).astype(np.float32), None
+    voc = resolve_classifier(cfg, DEFAULT_VOCAB[dataset.kind], vocab_file=None, vocab_names=None,
+                             clip_checkpoint=None, device=str(device), mirror=mirror)
+    return np.asarray(voc.embeddings, dtype=np.float32), list(voc.names)
+
+
+def _target(cfg: CfgNode, index: int, name: str, device: torch.device, mirror: str | None) -> _Target:
+    if name not in LAYOUTS:
+        raise DeticError(f"TEST.EVAL_PERIOD: DATASETS.TEST {name!r} is not a named evaluation dataset "
+                         f"({', '.join(LAYOUTS)}); set TEST.EVAL_PERIOD=0 and run `detic eval` instead")
+    dataset = resolve_dataset(name)
+    gt = load_ground_truth(dataset)
+    embeddings, names = _embeddings(cfg, index, dataset, device, mirror)
+    if embeddings is not None and len(embeddings) != len(gt["categories"]):
+        raise DeticError(f"DATASETS.TEST {name}: the vocabulary has {len(embeddings)} classes, the dataset "
+                         f"{len(gt['categories'])} categories")
+    return _Target(dataset, gt, embeddings, names, iou_types(dataset, gt, bool(cfg.MODEL.MASK_ON)))
+
+
+def periodic_eval(cfg: CfgNode, *, output_dir: Path, device: torch.device, dist: DistInfo,
+                  mirror: str | None = None) -> EvalFn | None:
+    """The trainer's eval_fn for TEST.EVAL_PERIOD > 0 (None when it is 0)."""
+    if cfg.TEST.EVAL_PERIOD <= 0:
+        return None
+    if not cfg.DATASETS.TEST:
+        raise DeticError("TEST.EVAL_PERIOD > 0 but DATASETS.TEST is empty")
+    targets = [_target(cfg, i, name, device, mirror) for i, name in enumerate(cfg.DATASETS.TEST)]
+
+    def evaluate(model: nn.Module, done: int) -> dict[str, float]:
+        from detic_cli.engine.predictor import Predictor
+
+        weights = output_dir / "inference" / f".weights_rank{dist.rank}.pth"
+        atomic_torch_save({"model": model.state_dict()}, weights)
+        results: dict[str, float] = {}
+        try:
+            for t in targets:
+                predictor = Predictor(cfg, weights=weights, device=device, embeddings=t.embeddings,
+                                      class_names=t.names)
+                job = EvaluateJob(predictor, t.dataset, t.gt, output_dir / "inference" / f"iter_{done:07d}" /
+                                  t.dataset.name, with_masks="segm" in t.types, dist=dist)
+                job.run()
+                barrier(dist)
+                if dist.is_main:
+                    scores = job.score(job.merge(), t.types)
+                    results.update({f"{t.dataset.name}/{k}": float(v) for k, v in scores.items()})
+                del predictor
+        finally:
+            weights.unlink(missing_ok=True)
+        return results
+
+    return evaluate

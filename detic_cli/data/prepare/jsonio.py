@@ -1,0 +1,104 @@
+"""Read and atomically write the (large) COCO/LVIS-format json files of dataset preparation.
+
+Writers stream the encoded text into a temporary file beside the destination and rename it into
+place only when complete, so a reader never sees half a file and an interrupted run leaves the
+previous file (or none). Text is what `json.dump` writes by default (ASCII, ", " and ": ").
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+from detic_cli.errors import DeticError
+
+_ENCODER = json.JSONEncoder()
+_BUFFER = 1 << 20
+
+
+def read_json(path: Path) -> Any:
+    """The parsed content of `path`; a missing or malformed file is a one-line DeticError."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except FileNotFoundError as exc:
+        raise DeticError(f"{path}: file not found") from exc
+    except (OSError, ValueError) as exc:
+        raise DeticError(f"{path}: not a readable json file ({str(exc).splitlines()[0][:120]})") from exc
+
+
+def read_dataset_json(path: Path, *, keys: tuple[str, ...] = ("images", "categories")) -> dict[str, Any]:
+    """A COCO/LVIS-style json object holding list fields `keys`."""
+    data = read_json(path)
+    if not isinstance(data, dict) or any(not isinstance(data.get(k), list) for k in keys):
+        raise DeticError(f"{path}: expected a COCO/LVIS json object with {', '.join(repr(k) for k in keys)} lists")
+    return data
+
+
+@contextmanager
+def atomic_text(path: Path) -> Iterator[IO[str]]:
+    """A text handle on a temporary file that becomes `path` (mode 0644) when the block ends
+    without an exception; on an exception the temporary file is removed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", buffering=_BUFFER) as handle:
+            yield handle
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, obj: Any) -> Path:
+    """`obj` encoded as json into `path`, atomically, without building the whole text in memory."""
+    with atomic_text(path) as handle:
+        for chunk in _ENCODER.iterencode(obj):
+            handle.write(chunk)
+    return path
+
+
+class ImageListWriter:
+    """Appends image records to the open "images" list of a json being written; `tail` holds the
+    fields written after the list (set them before the `with` block ends)."""
+
+    def __init__(self, handle: IO[str]) -> None:
+        self._handle = handle
+        self.count = 0
+        self.tail: dict[str, Any] = {}
+
+    def add(self, record: dict[str, Any]) -> None:
+        self._handle.write(", " if self.count else "")
+        _dump(self._handle, record)
+        self.count += 1
+
+
+@contextmanager
+def dataset_json_writer(path: Path, head: dict[str, Any] | None = None) -> Iterator[ImageListWriter]:
+    """Streams `{**head, "images": [...], **writer.tail}` into `path`, renamed into place when the
+    block ends without an exception (for image lists too long to hold in memory)."""
+    with atomic_text(path) as handle:
+        handle.write("{")
+        for key, value in (head or {}).items():
+            handle.write(f"{_ENCODER.encode(key)}: ")
+            _dump(handle, value)
+            handle.write(", ")
+        handle.write('"images": [')
+        writer = ImageListWriter(handle)
+        yield writer
+        handle.write("]")
+        for key, value in writer.tail.items():
+            handle.write(f", {_ENCODER.encode(key)}: ")
+            _dump(handle, value)
+        handle.write("}")
+
+
+def _dump(handle: IO[str], value: Any) -> None:
+    for chunk in _ENCODER.iterencode(value):
+        handle.write(chunk)

@@ -1,0 +1,122 @@
+"""The training engine's config reader: optimizer, LR schedule, clipping and loop settings from cfg.
+
+Facts from the original: SOLVER.USE_CUSTOM_SOLVER selects Detic's parameter groups (backbone /
+custom multipliers; SGD or ADAMW), otherwise detectron2's (SGD only, norm and bias overrides).
+Mixed precision: Detic's top-level FP16 or detectron2's SOLVER.AMP.ENABLED mean fp16 autocast with
+loss scaling; the command line's `--amp fp16|bf16|off` overrides both. SOLVER.TRAIN_ITER >= 0 (or
+`--max-iter`) stops the loop early while the schedule still spans SOLVER.MAX_ITER.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from detic_cli.config import CfgNode
+from detic_cli.engine.lr_schedule import LRMultiplier, WarmupCosineLR, WarmupMultiStepLR
+from detic_cli.engine.optim import GradClip, custom_param_groups, default_param_groups, make_optimizer
+from detic_cli.engine.trainer import AmpDtype
+from detic_cli.errors import DeticError
+
+AMP_CHOICES = ("fp16", "bf16", "off")
+
+
+def build_optimizer(cfg: CfgNode, model: nn.Module) -> torch.optim.Optimizer:
+    """SOLVER.OPTIMIZER over the parameter groups of the original recipe."""
+    s = cfg.SOLVER
+    if s.USE_CUSTOM_SOLVER:
+        groups = custom_param_groups(model, base_lr=s.BASE_LR,
+                                     weight_decay=None if s.OPTIMIZER == "ADAMW" else s.WEIGHT_DECAY,
+                                     backbone_multiplier=s.BACKBONE_MULTIPLIER, custom_multiplier=s.CUSTOM_MULTIPLIER,
+                                     custom_names=list(s.CUSTOM_MULTIPLIER_NAME))
+    else:
+        if s.OPTIMIZER != "SGD" or s.BACKBONE_MULTIPLIER != 1.0 or s.CLIP_GRADIENTS.CLIP_TYPE == "full_model":
+            raise DeticError("SOLVER.OPTIMIZER ADAMW, SOLVER.BACKBONE_MULTIPLIER and CLIP_TYPE full_model need "
+                             "SOLVER.USE_CUSTOM_SOLVER=True (as in the original train_net.py)")
+        groups = default_param_groups(model, base_lr=s.BASE_LR, weight_decay=s.WEIGHT_DECAY,
+                                      weight_decay_norm=s.WEIGHT_DECAY_NORM, bias_lr_factor=s.BIAS_LR_FACTOR,
+                                      weight_decay_bias=s.WEIGHT_DECAY_BIAS)
+    return make_optimizer(groups, name=s.OPTIMIZER, base_lr=s.BASE_LR, momentum=s.MOMENTUM, nesterov=s.NESTEROV,
+                          weight_decay=s.WEIGHT_DECAY)
+
+
+def build_lr_scheduler(cfg: CfgNode, optimizer: torch.optim.Optimizer) -> LRMultiplier:
+    s = cfg.SOLVER
+    warmup = {"warmup_factor": s.WARMUP_FACTOR, "warmup_iters": s.WARMUP_ITERS, "warmup_method": s.WARMUP_METHOD}
+    if s.LR_SCHEDULER_NAME == "WarmupMultiStepLR":
+        return WarmupMultiStepLR(optimizer, max_iter=s.MAX_ITER, steps=list(s.STEPS), gamma=s.GAMMA, **warmup)
+    if s.LR_SCHEDULER_NAME == "WarmupCosineLR":
+        return WarmupCosineLR(optimizer, max_iter=s.MAX_ITER, base_lr=s.BASE_LR, base_lr_end=s.BASE_LR_END, **warmup)
+    raise DeticError(f"SOLVER.LR_SCHEDULER_NAME {s.LR_SCHEDULER_NAME!r}: expected WarmupMultiStepLR or WarmupCosineLR")
+
+
+def build_grad_clip(cfg: CfgNode) -> GradClip | None:
+    c = cfg.SOLVER.CLIP_GRADIENTS
+    if not c.ENABLED:
+        return None
+    return GradClip(kind=c.CLIP_TYPE, value=float(c.CLIP_VALUE), norm_type=float(c.NORM_TYPE))
+
+
+def amp_mode(cfg: CfgNode, flag: str | None, device_type: str) -> tuple[AmpDtype | None, str | None]:
+    """(autocast dtype or None, a note for the user). `flag` (--amp) wins over FP16 / SOLVER.AMP.ENABLED;
+    the config's fp16 is not applied on a CPU (fp32 there, with a note)."""
+    if flag is not None:
+        if flag not in AMP_CHOICES:
+            raise DeticError(f"--amp {flag}: expected one of {', '.join(AMP_CHOICES)}")
+        return (None if flag == "off" else flag), None  # type: ignore[return-value]
+    if not (cfg.FP16 or cfg.SOLVER.AMP.ENABLED):
+        return None, None
+    if device_type != "cuda":
+        return None, "the config asks for fp16 mixed precision, which is for CUDA: training in fp32 (--amp bf16 " \
+                     "or --amp fp16 to force one)"
+    return "fp16", None
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """The loop's numbers. stop_iter: where this run stops (<= max_iter); seed: None draws one."""
+
+    max_iter: int
+    stop_iter: int
+    checkpoint_period: int
+    eval_period: int
+    find_unused_parameters: bool
+    seed: int | None
+    ims_per_batch: int
+    clip: GradClip | None
+
+
+def train_settings(cfg: CfgNode, *, max_iter_flag: int | None = None, world_size: int = 1) -> TrainSettings:
+    s = cfg.SOLVER
+    if s.IMS_PER_BATCH % world_size:
+        raise DeticError(f"SOLVER.IMS_PER_BATCH {s.IMS_PER_BATCH} does not split over {world_size} processes; "
+                         "set it to a multiple of the process count")
+    stop = max_iter_flag if max_iter_flag is not None else (s.TRAIN_ITER if s.TRAIN_ITER >= 0 else s.MAX_ITER)
+    return TrainSettings(max_iter=s.MAX_ITER, stop_iter=min(stop, s.MAX_ITER), checkpoint_period=s.CHECKPOINT_PERIOD,
+                         eval_period=cfg.TEST.EVAL_PERIOD, find_unused_parameters=bool(cfg.FIND_UNUSED_PARAM),
+                         seed=cfg.SEED if cfg.SEED >= 0 else None, ims_per_batch=s.IMS_PER_BATCH,
+                         clip=build_grad_clip(cfg))
+
+
+def output_dir(cfg: CfgNode, config_path: Path) -> Path:
+    """cfg.OUTPUT_DIR, its "/auto" part replaced by the config's stem (as the original train_net.py)."""
+    text = str(cfg.OUTPUT_DIR)
+    if "/auto" in text:
+        text = text.replace("/auto", f"/{config_path.stem}")
+    return Path(text)
+
+
+def classifier_path(cfg: CfgNode) -> Path:
+    """MODEL.ROI_BOX_HEAD.ZEROSHOT_WEIGHT_PATH with `datasets/...` under $DETIC_DATASETS (may not exist)."""
+    from detic_cli.data.paths import dataset_path
+
+    return dataset_path(cfg.MODEL.ROI_BOX_HEAD.ZEROSHOT_WEIGHT_PATH)
+
+
+def draw_seed() -> int:
+    """A fresh seed when cfg.SEED < 0 (recorded in the checkpoints, so --resume reuses it)."""
+    return int.from_bytes(os.urandom(4), "little") & 0x7FFFFFFF

@@ -1,0 +1,186 @@
+"""`detic train` end to end: the R18 recipe shrunk to a few CPU iterations on a tiny COCO-format dataset."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+R18_STAGE = "BoxSup-C2_LCOCO_CLIP_R18_640b32_4x"
+CATEGORIES = {1: "person", 17: "cat", 18: "dog"}  # COCO ids
+# small inputs, few proposals and narrow heads keep an iteration around a second on a CPU
+SMALL = ["MODEL.ROI_HEADS.NUM_CLASSES=3", "MODEL.ROI_BOX_HEAD.USE_FED_LOSS=False", "INPUT.TRAIN_SIZE=96",
+         "MODEL.CENTERNET.NUM_BOX_CONVS=1", "MODEL.CENTERNET.NUM_CLS_CONVS=1", "MODEL.ROI_MASK_HEAD.NUM_CONV=1",
+         "SOLVER.IMS_PER_BATCH=2", "DATALOADER.NUM_WORKERS=0", "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE=16",
+         "MODEL.CENTERNET.PRE_NMS_TOPK_TRAIN=100", "MODEL.CENTERNET.POST_NMS_TOPK_TRAIN=32",
+         "MODEL.ROI_BOX_HEAD.FC_DIM=64", "MODEL.FPN.OUT_CHANNELS=64", "MODEL.ROI_MASK_HEAD.CONV_DIM=16",
+         "SOLVER.MAX_ITER=2", "SOLVER.WARMUP_ITERS=1", "SOLVER.CHECKPOINT_PERIOD=2", "SEED=5"]
+
+
+@pytest.fixture(scope="module")
+def datasets_root(shared_dir, tmp_path_factory):
+    """$DETIC_DATASETS with tiny/{gt.json,images/} (4 crops, boxes + polygons) and metadata/tiny_clip.npy."""
+    root = tmp_path_factory.mktemp("datasets")
+    images = root / "tiny" / "images"
+    images.mkdir(parents=True)
+    gt: dict = {"images": [], "annotations": [], "categories": [{"id": k, "name": v} for k, v in CATEGORIES.items()]}
+    crops = [("astronaut", 100, 60, 1), ("chelsea", 0, 0, 17), ("chelsea", 120, 40, 18), ("astronaut", 0, 0, 1)]
+    for i, (name, x0, y0, cat) in enumerate(crops):
+        pixels = cv2.imread(str(shared_dir / f"parity/images/{name}.jpg"))[y0:y0 + 150, x0:x0 + 200]
+        cv2.imwrite(str(images / f"{i}.jpg"), pixels)
+        h, w = pixels.shape[:2]
+        gt["images"].append({"id": 100 + i, "file_name": f"{i}.jpg", "height": h, "width": w})
+        x, y, bw, bh = w * 0.2, h * 0.1, w * 0.6, h * 0.8
+        gt["annotations"].append({"id": i + 1, "image_id": 100 + i, "category_id": cat, "bbox": [x, y, bw, bh],
+                                  "area": bw * bh, "iscrowd": 0,
+                                  "segmentation": [[x, y, x + bw, y, x + bw, y + bh, x, y + bh]]})
+    (root / "tiny" / "gt.json").write_text(json.dumps(gt))
+    (root / "coco" / "annotations").mkdir(parents=True)  # the same pictures as the named coco_2017_val
+    shutil.copytree(images, root / "coco" / "val2017")
+    (root / "coco" / "annotations" / "instances_val2017.json").write_text(json.dumps(gt))
+    coco_ids = sorted(c["id"] for c in json.loads((shared_dir / "detic-metadata/coco_categories.json").read_text()))
+    table = np.load(shared_dir / "detic-metadata/coco_clip_a+cname.npy")
+    (root / "metadata").mkdir()
+    np.save(root / "metadata" / "tiny_clip.npy", table[[coco_ids.index(k) for k in sorted(CATEGORIES)]])
+    return root
+
+
+@pytest.fixture
+def train_args(datasets_root, monkeypatch):
+    monkeypatch.setenv("DETIC_DATASETS", str(datasets_root))
+    data = f'DATASETS.TRAIN=("coco:{datasets_root}/tiny/gt.json:{datasets_root}/tiny/images",)'
+    return ["--row", R18_STAGE, "--device", "cpu", "--log-period", "1", data,
+            "MODEL.ROI_BOX_HEAD.ZEROSHOT_WEIGHT_PATH=datasets/metadata/tiny_clip.npy", *SMALL]
+
+
+def _errors(err: str) -> list[str]:
+    """The error lines (notes such as "fp16 is for CUDA" may come before)."""
+    return [line for line in err.splitlines() if line.startswith("error:")]
+
+
+def _iterations(folder):
+    return [json.loads(line)["iteration"] for line in (folder / "metrics.json").read_text().splitlines()]
+
+
+def test_stop_resume_and_outputs(run_cli, train_args, backbone, tmp_path, monkeypatch):
+    import detic_cli.zoo.init_weights as init_weights
+
+    monkeypatch.setattr(init_weights, "resolve_init_weights", lambda row, mirror=None: tmp_path / "none.pth")
+    out = tmp_path / "run"
+    code, _, err = run_cli("train", *train_args, "--output-dir", out, "--weights", tmp_path / "init.pth")
+    assert code == 1 and "init.pth: checkpoint not found" in err and len(_errors(err)) == 1
+    assert not (out / "last_checkpoint").exists()
+
+    code, _, err = run_cli("train", *train_args, "--output-dir", out, "--max-iter", "1", "--amp", "off")
+    assert code == 1 and "none.pth: checkpoint not found" in err  # the row's init is what --row starts from
+    code, _, err = run_cli("train", *train_args, "--output-dir", out, "--max-iter", "1", "--weights", backbone)
+    assert code == 0, err
+    assert "tensors loaded" in err and "left to random init: backbone.fpn" in err
+    assert {p.name for p in out.glob("*.pth")} == {"model_0000000.pth"} and _iterations(out) == [1]
+    code, _, err = run_cli("train", *train_args, "--output-dir", out)
+    assert code == 1 and "--resume" in err  # never overwrites a run's checkpoints
+    code, _, err = run_cli("train", *train_args, "--output-dir", out, "--resume")
+    assert code == 0, err
+    assert "resuming from" in err and "at iteration 2" in err
+    assert {p.name for p in out.glob("*.pth")} == {"model_0000000.pth", "model_0000001.pth", "model_final.pth"}
+    assert _iterations(out) == [1, 2]
+    assert (out / "last_checkpoint").read_text() == "model_final.pth"
+    assert list(out.glob("events.out.tfevents.*"))
+    written = (out / "config.yaml").read_text()
+    assert "tiny_clip.npy" in written and "MAX_ITER: 2" in written
+    final = torch.load(out / "model_final.pth", weights_only=True)
+    assert final["iteration"] == 1 and final["data"]["seed"] == 5
+    code, _, err = run_cli("train", *train_args, "--output-dir", tmp_path / "whole", "--weights", backbone)
+    assert code == 0, err
+    whole = torch.load(tmp_path / "whole" / "model_final.pth", weights_only=True)["model"]
+    assert all(torch.equal(whole[k], v) for k, v in final["model"].items())  # stopped + resumed == one run
+
+    from detic_cli.checkpoint.load import load_checkpoint
+    from detic_cli.config import load_config
+    from detic_cli.modeling.build import build_model
+
+    load_checkpoint(build_model(load_config(out / "config.yaml")), out / "model_final.pth")  # detect's loader
+
+
+@pytest.fixture(scope="module")
+def backbone(tmp_path_factory):
+    """A detector-format checkpoint holding only the ResNet-18 trunk (random values), like a converted backbone."""
+    from detic_cli.config import load_config
+    from detic_cli.modeling.build import build_model
+    from detic_cli.zoo.resolve import config_path
+
+    model = build_model(load_config(config_path(f"{R18_STAGE}.yaml"), SMALL))
+    path = tmp_path_factory.mktemp("init") / "backbone.pth"
+    torch.save({"model": {k: v for k, v in model.state_dict().items() if k.startswith("backbone.bottom_up.")}}, path)
+    return path
+
+
+@pytest.mark.parametrize("extra, expected", [
+    (["--config", "missing.yaml"], "missing.yaml: config file not found"),
+    (["--row", R18_STAGE, "--config", "x.yaml"], "give either --row NAME"),
+    (["--row", "no-such-row"], "is not in the zoo"),
+    (["--row", R18_STAGE, "--amp", "fp8"], "--amp fp8: expected one of fp16, bf16, off"),
+    (["--row", R18_STAGE, "SOLVER.IMS_PER_BATCH=3"], None),
+])
+def test_usage_errors_are_one_line(run_cli, tmp_path, monkeypatch, extra, expected):
+    monkeypatch.setenv("DETIC_DATASETS", str(tmp_path))
+    code, _, err = run_cli("train", *extra, "--output-dir", tmp_path / "out", "--device", "cpu")
+    assert code == 1 and len(_errors(err)) == 1, err
+    if expected is None:  # the default vocabulary is missing first
+        expected = "lvis_v1_clip_a+cname.npy not found; run `detic zoo pull --vocab lvis`"
+    assert expected in err
+
+
+def test_missing_dataset_files_are_one_line(run_cli, shared_dir, tmp_path, monkeypatch):
+    from detic_cli.vocab.builtin import BUILTINS
+    from detic_cli.zoo.cache import cached_path
+
+    monkeypatch.setenv("DETIC_DATASETS", str(tmp_path / "datasets"))
+    vocab = cached_path(BUILTINS["lvis"].embeddings)  # as `detic zoo pull --vocab lvis` leaves it
+    vocab.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(shared_dir / "detic-metadata/lvis_v1_clip_a+cname.npy", vocab)
+    code, _, err = run_cli("train", "--row", R18_STAGE, "--device", "cpu", "--output-dir", tmp_path / "out")
+    assert code == 1 and len(_errors(err)) == 1, err
+    assert "training dataset lvis_v1_train+coco:" in err and "not found" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_torchrun_two_processes_on_cpu(train_args, backbone, tmp_path, datasets_root):
+    """`torchrun --nproc_per_node 2 -m detic_cli train` with gloo: one image per process and iteration."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "DETIC_DATASETS": str(datasets_root)}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "detic_cli",
+           "train", *map(str, train_args), "--output-dir", str(out), "--weights", str(backbone),
+]
+    run = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=180)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stderr.count("tensors loaded") == 1  # rank 0 alone reports
+    final = torch.load(out / "model_final.pth", weights_only=True)
+    assert final["data"]["world_size"] == 2 and len(final["rng"]) == 2
+    assert _iterations(out) == [1, 2]
+
+
+def test_periodic_evaluation(run_cli, train_args, backbone, tmp_path):
+    out = tmp_path / "run"
+    evals = ["TEST.EVAL_PERIOD=1", 'DATASETS.TEST=("coco_2017_val",)', "MODEL.RESET_CLS_TESTS=True",
+             'MODEL.TEST_CLASSIFIERS=("datasets/metadata/tiny_clip.npy",)', "INPUT.MIN_SIZE_TEST=96",
+             "INPUT.MAX_SIZE_TEST=128"]
+    code, _, err = run_cli("train", *train_args, *evals, "--output-dir", out, "--max-iter", "1", "--weights",
+                           backbone)
+    assert code == 0, err
+    lines = [json.loads(line) for line in (out / "metrics.json").read_text().splitlines()]
+    scored = [r for r in lines if "coco_2017_val/bbox/AP" in r]
+    assert [r["iteration"] for r in scored] == [1] and "coco_2017_val/segm/AP" in scored[0]
+    assert (out / "inference" / "iter_0000001" / "coco_2017_val" / "results.json").is_file()
+    assert not list((out / "inference").glob(".weights*"))
+    code, _, err = run_cli("train", *train_args, "TEST.EVAL_PERIOD=2", 'DATASETS.TEST=("lvis_v1_val",)',
+                           "--output-dir", tmp_path / "other")
+    assert code == 1 and "lvis_v1_val" in _errors(err)[0]  # checked before training starts
