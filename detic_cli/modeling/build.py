@@ -14,6 +14,7 @@ from detic_cli.layers.roi_pooler import ROIPooler
 from detic_cli.modeling.backbone.base import Backbone
 from detic_cli.modeling.backbone.fpn import FPN, LastLevelP6P7
 from detic_cli.modeling.backbone.timm_resnet import TimmResNet
+from detic_cli.modeling.build_weak import build_dynamic_classes, build_weak_supervision
 from detic_cli.modeling.meta_arch import CustomRCNN
 from detic_cli.modeling.proposal.centernet import CenterNetProposals
 from detic_cli.modeling.proposal.centernet_head import CenterNetHead
@@ -159,7 +160,8 @@ def build_cascade_heads(cfg: CfgNode, backbone: Backbone) -> DeticCascadeROIHead
                                 mult_proposal_score=box.MULT_PROPOSAL_SCORE,
                                 one_class_per_proposal=heads.ONE_CLASS_PER_PROPOSAL,
                                 sampler=build_proposal_sampler(cfg), stage_ious=list(cascade.IOUS),
-                                losses=build_box_losses(cfg), mask_weight=heads.MASK_WEIGHT, **mask)
+                                losses=build_box_losses(cfg), mask_weight=heads.MASK_WEIGHT,
+                                weak=build_weak_supervision(cfg), **mask)
 
 
 def build_model(cfg: CfgNode) -> nn.Module:
@@ -178,12 +180,15 @@ def build_model(cfg: CfgNode) -> nn.Module:
         proposal_generator, roi_heads = build_c4_parts(cfg, backbone)
     else:
         proposal_generator, roi_heads = build_centernet(cfg, backbone), build_cascade_heads(cfg, backbone)
-    extra = {}
-    if cfg.MODEL.WITH_CAPTION:  # caption models carry CLIP's text tower (`text_encoder.*`)
+    text_encoder = None
+    if cfg.MODEL.WITH_CAPTION:  # caption models carry CLIP's text tower (`text_encoder.*`), frozen
         from detic_cli.modeling.text.text_encoder import TextEncoder
 
-        extra["text_encoder"] = TextEncoder()
+        text_encoder = TextEncoder()
     model = CustomRCNN(backbone=backbone, proposal_generator=proposal_generator, roi_heads=roi_heads,
                        pixel_mean=list(cfg.MODEL.PIXEL_MEAN), pixel_std=list(cfg.MODEL.PIXEL_STD),
-                       input_format=cfg.INPUT.FORMAT, extra_modules=extra)
+                       input_format=cfg.INPUT.FORMAT, text_encoder=text_encoder,
+                       dataset_loss_weight=list(cfg.MODEL.DATASET_LOSS_WEIGHT),
+                       sync_caption_batch=bool(cfg.MODEL.SYNC_CAPTION_BATCH), cap_batch_ratio=cfg.MODEL.CAP_BATCH_RATIO,
+                       dynamic_classes=build_dynamic_classes(cfg))
     return model.eval()

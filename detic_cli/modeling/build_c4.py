@@ -15,6 +15,7 @@ from detic_cli.modeling.roi_heads.res5 import CustomRes5ROIHeads
 def build_c4_parts(cfg: CfgNode, backbone: Backbone) -> tuple[nn.Module, nn.Module]:
     """(RPN, CustomRes5ROIHeads) for `MODEL.PROPOSAL_GENERATOR.NAME` RPN and Res5 ROI heads."""
     from detic_cli.modeling.build import build_box_losses, build_box_predictor, build_proposal_sampler
+    from detic_cli.modeling.build_weak import build_weak_supervision
 
     if cfg.MODEL.PROPOSAL_GENERATOR.NAME != "RPN":
         raise DeticError(f"MODEL.PROPOSAL_GENERATOR.NAME {cfg.MODEL.PROPOSAL_GENERATOR.NAME!r} is not supported")
@@ -34,5 +35,6 @@ def build_c4_parts(cfg: CfgNode, backbone: Backbone) -> tuple[nn.Module, nn.Modu
                                    nms_thresh=heads.NMS_THRESH_TEST,
                                    detections_per_image=cfg.TEST.DETECTIONS_PER_IMAGE,
                                    mult_proposal_score=box.MULT_PROPOSAL_SCORE,
-                                   sampler=build_proposal_sampler(cfg), losses=build_box_losses(cfg))
+                                   sampler=build_proposal_sampler(cfg), losses=build_box_losses(cfg),
+                                   weak=build_weak_supervision(cfg))
     return build_rpn(cfg, feature_shapes(backbone)), roi_heads

@@ -11,6 +11,10 @@ from detic_cli.errors import DeticError
 from detic_cli.modeling.backbone.base import Backbone
 from detic_cli.modeling.postprocess import detector_postprocess
 from detic_cli.modeling.proposal.rpn import RPN
+from detic_cli.modeling.roi_heads.caption_loss import gather_caption_features
+from detic_cli.modeling.roi_heads.weak_supervision import ANN_TYPES, BatchClassifier
+from detic_cli.modeling.text.text_encoder import TextEncoder
+from detic_cli.modeling.weak_inputs import DynamicClassSampler, encode_captions
 from detic_cli.structures import ImageList, Instances
 
 
@@ -22,19 +26,28 @@ class CustomRCNN(nn.Module):
     Inference returns one dict per image with "instances" in original-image pixels. In training mode
     `forward` returns the `loss_*` terms (see `forward_train`). `dataset_loss_weight[s]` (MODEL.
     DATASET_LOSS_WEIGHT, optional) multiplies every loss of a batch from dataset source s.
+    Weak supervision: `text_encoder` (MODEL.WITH_CAPTION, frozen CLIP text tower, keys `text_encoder.*`)
+    embeds one caption per image of caption batches; with `sync_caption_batch` the embeddings of every
+    process are gathered (box-batch processes add `cap_batch_ratio` * B zero rows); `dynamic_classes`
+    (MODEL.DYNAMIC_CLASSIFIER) samples each non-caption batch's class subset.
     """
 
     def __init__(self, *, backbone: Backbone, proposal_generator: nn.Module, roi_heads: nn.Module,
                  pixel_mean: list[float], pixel_std: list[float], input_format: str = "BGR",
-                 extra_modules: dict[str, nn.Module] | None = None,
-                 dataset_loss_weight: list[float] | None = None) -> None:
+                 text_encoder: TextEncoder | None = None, dataset_loss_weight: list[float] | None = None,
+                 sync_caption_batch: bool = False, cap_batch_ratio: int = 4,
+                 dynamic_classes: DynamicClassSampler | None = None) -> None:
         super().__init__()
         self.backbone = backbone
         self.proposal_generator = proposal_generator
         self.roi_heads = roi_heads
         self.input_format = input_format
-        for name, module in (extra_modules or {}).items():
-            self.add_module(name, module)
+        self.text_encoder = text_encoder
+        if text_encoder is not None:
+            text_encoder.requires_grad_(False)
+        self.sync_caption_batch = sync_caption_batch
+        self.cap_batch_ratio = cap_batch_ratio
+        self.dynamic_classes = dynamic_classes
         self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), persistent=False)
         self.class_names: list[str] = []
@@ -67,8 +80,9 @@ class CustomRCNN(nn.Module):
 
         Every element carries "instances" (`gt_boxes` XYXY in the frame of its "image", `gt_classes`
         in [0, C) of the vocabulary set with `set_vocabulary`, optional `gt_masks`) and one shared
-        "ann_type" (default "box"). Box batches train the proposal generator and the ROI heads; other
-        batches keep the proposal losses at zero and go to the ROI heads' image-label losses.
+        "ann_type" (default "box"; "image", "caption", "captiontag" with "pos_category_ids" in [0, C) and,
+        for caption types, "captions"). Box batches train the proposal generator and the ROI heads; other
+        batches keep the proposal losses at zero and go to the ROI heads' image-label / caption losses.
         """
         if not self.class_names:
             raise DeticError("training needs the class embeddings: call model.set_vocabulary(...) first "
@@ -77,23 +91,51 @@ class CustomRCNN(nn.Module):
         images = self.preprocess_image(batched_inputs)
         gt_instances = [x["instances"].to(self.device) for x in batched_inputs]
         features = self.backbone(images.tensor)
+        batch = self.batch_classifier(batched_inputs, gt_instances, ann_type)
         proposals, losses = self.proposals_with_losses(images, features, gt_instances)
         if ann_type == "box":
-            losses.update(self.roi_heads.forward_with_losses(features, proposals, gt_instances))
+            losses.update(self.roi_heads.forward_with_losses(features, proposals, gt_instances, batch=batch))
         else:
             losses = {name: value * 0 for name, value in losses.items()}
-            losses.update(self.image_label_losses(features, proposals, batched_inputs, ann_type))
-        if self.dataset_loss_weight:
-            sources = {x.get("dataset_source", 0) for x in batched_inputs}
-            if not sources <= set(range(len(self.dataset_loss_weight))):
-                raise DeticError(f"dataset sources {sorted(sources)} but MODEL.DATASET_LOSS_WEIGHT has "
-                                 f"{len(self.dataset_loss_weight)} entries (one per DATASETS.TRAIN)")
-            if len(sources) != 1:
-                raise DeticError(f"a training batch mixes dataset sources {sorted(sources)} (MODEL.DATASET_LOSS_WEIGHT "
-                                 "needs DATALOADER.MULTI_DATASET_GROUPING)")
-            weight = self.dataset_loss_weight[sources.pop()]
-            losses = {name: value * weight for name, value in losses.items()}
-        return losses
+            losses.update(self.image_label_losses(features, proposals, batched_inputs, ann_type, batch))
+        return self.weight_by_dataset(losses, batched_inputs)
+
+    def batch_classifier(self, batched_inputs: list[dict[str, Any]], gt_instances: list[Instances],
+                         ann_type: str) -> BatchClassifier:
+        """Caption embeddings (caption batches, gathered with SYNC_CAPTION_BATCH) and the dynamic class subset."""
+        batch = BatchClassifier()
+        if self.text_encoder is not None and "caption" in ann_type:
+            batch.caption_features = encode_captions(self.text_encoder, [list(x.get("captions", []))
+                                                                         for x in batched_inputs], self.device)
+        if self.text_encoder is not None and self.sync_caption_batch:  # collective: every process, every batch
+            rows = len(batched_inputs) * (self.cap_batch_ratio if ann_type == "box" else 1)
+            batch.caption_features, batch.caption_offset = gather_caption_features(
+                batch.caption_features, num_rows=rows, dim=self.text_encoder.text_projection.shape[1],
+                device=self.device)
+        if self.dynamic_classes is not None and ann_type != "caption":
+            if ann_type == "box":
+                classes = torch.cat([g.gt_classes for g in gt_instances])
+            else:
+                classes = torch.tensor([c for x in batched_inputs for c in x.get("pos_category_ids", [])],
+                                       dtype=torch.long)
+            batch.classifier, batch.cls_id_map = self.dynamic_classes.sample(
+                classes, box_data=ann_type == "box", zs_weight=self.roi_heads.vocabulary_weight())
+        return batch
+
+    def weight_by_dataset(self, losses: dict[str, torch.Tensor],
+                          batched_inputs: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        """Every loss times DATASET_LOSS_WEIGHT of the batch's "dataset_source" (unchanged without weights)."""
+        if not self.dataset_loss_weight:
+            return losses
+        sources = {x.get("dataset_source", 0) for x in batched_inputs}
+        if not sources <= set(range(len(self.dataset_loss_weight))):
+            raise DeticError(f"dataset sources {sorted(sources)} but MODEL.DATASET_LOSS_WEIGHT has "
+                             f"{len(self.dataset_loss_weight)} entries (one per DATASETS.TRAIN)")
+        if len(sources) != 1:
+            raise DeticError(f"a training batch mixes dataset sources {sorted(sources)} (MODEL.DATASET_LOSS_WEIGHT "
+                             "needs DATALOADER.MULTI_DATASET_GROUPING)")
+        weight = self.dataset_loss_weight[sources.pop()]
+        return {name: value * weight for name, value in losses.items()}
 
     def proposals_with_losses(self, images: ImageList, features: dict[str, torch.Tensor],
                               gt_instances: list[Instances]) -> tuple[list[Instances], dict[str, torch.Tensor]]:
@@ -103,13 +145,14 @@ class CustomRCNN(nn.Module):
         return self.proposal_generator.forward_with_losses(images, features, gt_instances)
 
     def image_label_losses(self, features: dict[str, torch.Tensor], proposals: list[Instances],
-                           batched_inputs: list[dict[str, Any]], ann_type: str) -> dict[str, torch.Tensor]:
-        """Weakly supervised losses (image labels, captions) from the ROI heads, where they exist."""
+                           batched_inputs: list[dict[str, Any]], ann_type: str,
+                           batch: BatchClassifier | None = None) -> dict[str, torch.Tensor]:
+        """Weakly supervised losses (image labels, captions) from the ROI heads."""
         forward = getattr(self.roi_heads, "forward_image_labels", None)
         if forward is None:
-            raise DeticError(f"image-label training is not available yet (a batch of ann_type {ann_type!r})")
+            raise DeticError(f"these ROI heads cannot train on weak annotations (a batch of ann_type {ann_type!r})")
         image_labels = [list(x.get("pos_category_ids", [])) for x in batched_inputs]
-        return forward(features, proposals, image_labels, ann_type=ann_type)
+        return forward(features, proposals, image_labels, ann_type=ann_type, batch=batch or BatchClassifier())
 
     @torch.no_grad()
     def inference(self, batched_inputs: list[dict[str, Any]], do_postprocess: bool = True):
@@ -132,6 +175,9 @@ def _batch_ann_type(batched_inputs: list[dict[str, Any]]) -> str:
     types = {x.get("ann_type", "box") for x in batched_inputs}
     if len(types) != 1:
         raise DeticError(f"a training batch mixes annotation types {sorted(types)}: group batches by dataset")
+    if not types <= set(ANN_TYPES):
+        raise DeticError(f"annotation type {types.pop()!r} is not supported in training: use one of "
+                         f"{', '.join(ANN_TYPES)} (DATALOADER.DATASET_ANN)")
     missing = [i for i, x in enumerate(batched_inputs) if "instances" not in x]
     if missing:
         raise DeticError(f"training batch elements {missing} have no 'instances' (ground truth)")

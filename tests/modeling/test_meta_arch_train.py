@@ -104,22 +104,20 @@ def test_centernet2_config_trains_every_part(shared_dir, tmp_path, monkeypatch):
     assert history[-1]["loss_mask"] < history[0]["loss_mask"]
 
 
-def test_image_label_batches_need_the_weak_losses(shared_dir, tmp_path, monkeypatch):
+def test_image_label_batches_go_to_the_weak_losses(shared_dir, tmp_path, monkeypatch):
     model = _model(shared_dir, C2_R18, tmp_path, monkeypatch)
     batch = _batch(with_masks=False, ann_type="image")
     for x in batch:
         x["instances"] = x["instances"][:0]
-    with pytest.raises(DeticError, match="image-label training is not available yet"):
-        model(batch)
     seen = {}
 
-    def forward_image_labels(features, proposals, image_labels, *, ann_type):
-        seen.update(labels=image_labels, ann_type=ann_type, n=len(proposals))
+    def forward_image_labels(features, proposals, image_labels, *, ann_type, batch):
+        seen.update(labels=image_labels, ann_type=ann_type, n=len(proposals), classifier=batch.classifier)
         return {"loss_image": sum(f.sum() for f in features.values()) * 0 + 1.5}
 
     model.roi_heads.forward_image_labels = forward_image_labels
     losses = model(batch)
-    assert seen == {"labels": [[0], [1, 2]], "ann_type": "image", "n": 2}
+    assert seen == {"labels": [[0], [1, 2]], "ann_type": "image", "n": 2, "classifier": None}
     assert losses["loss_image"].item() == 1.5
     assert all(losses[k].item() == 0 for k in CENTERNET_LOSSES)  # no proposal loss from image labels
 

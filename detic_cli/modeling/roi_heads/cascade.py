@@ -3,7 +3,8 @@
 Training (`forward_with_losses`) follows detectron2's CascadeROIHeads: stage 0 trains on the sampled
 proposals (+ gt boxes), stage k > 0 on the previous stage's detached, clipped, non-empty predicted
 boxes relabelled at IoU `stage_ious[k]`; the pooled features' gradient is scaled by 1 / stages; the
-mask head trains on the stage-0 foreground proposals.
+mask head trains on the stage-0 foreground proposals. Weakly annotated batches go to
+`forward_image_labels` (see weak_supervision.py).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from detic_cli.modeling.roi_heads.box_losses import FastRCNNLosses
 from detic_cli.modeling.roi_heads.fast_rcnn import DeticBoxPredictor, fast_rcnn_inference
 from detic_cli.modeling.roi_heads.mask_head import MaskRCNNConvUpsampleHead, mask_rcnn_inference, mask_rcnn_loss
 from detic_cli.modeling.roi_heads.sampling import ProposalSampler, match_and_label, select_foreground
+from detic_cli.modeling.roi_heads.weak_supervision import BatchClassifier, WeakSupervision, connected_zero
 from detic_cli.structures import Boxes, Instances
 
 
@@ -34,7 +36,8 @@ class DeticCascadeROIHeads(nn.Module):
                  score_thresh: float = 0.05, nms_thresh: float = 0.5, detections_per_image: int = 100,
                  mult_proposal_score: bool = False, one_class_per_proposal: bool = False,
                  sampler: ProposalSampler | None = None, stage_ious: list[float] | None = None,
-                 losses: FastRCNNLosses | None = None, mask_weight: float = 1.0) -> None:
+                 losses: FastRCNNLosses | None = None, mask_weight: float = 1.0,
+                 weak: WeakSupervision | None = None) -> None:
         super().__init__()
         self.in_features = list(in_features)
         self.box_pooler = box_pooler
@@ -52,6 +55,7 @@ class DeticCascadeROIHeads(nn.Module):
         self.stage_ious = list(stage_ious) if stage_ious is not None else None
         self.losses = losses
         self.mask_weight = mask_weight
+        self.weak = weak
 
     @property
     def num_stages(self) -> int:
@@ -62,16 +66,26 @@ class DeticCascadeROIHeads(nn.Module):
         for predictor in self.box_predictor:
             predictor.cls_score.set_embeddings(embeddings)
 
+    def vocabulary_weight(self) -> torch.Tensor:
+        """The (D, C + 1) classifier buffer of the current vocabulary (background column last)."""
+        return self.box_predictor[0].cls_score.zs_weight
+
     def run_stage(self, features: list[torch.Tensor], proposals: list[Instances], stage: int,
                   classifier: torch.Tensor | None = None, grad_scale: float | None = None):
         """(class logits (R, C + 1), deltas (R, 4)) for all proposals of the batch.
 
-        `grad_scale` multiplies the gradient flowing back into the pooled features (training).
+        `grad_scale` multiplies the gradient flowing back into the pooled features (training);
+        `classifier` (K + 1, D) replaces the vocabulary (dynamic classifier).
         """
+        return self.box_predictor[stage](self.stage_features(features, proposals, stage, grad_scale), classifier)
+
+    def stage_features(self, features: list[torch.Tensor], proposals: list[Instances], stage: int,
+                       grad_scale: float | None = None) -> torch.Tensor:
+        """(R, fc_dim) box-head output of stage `stage` for all proposals of the batch."""
         pooled = self.box_pooler(features, [p.proposal_boxes for p in proposals])
         if grad_scale is not None:
             pooled = _ScaleGradient.apply(pooled, grad_scale)
-        return self.box_predictor[stage](self.box_head[stage](pooled), classifier)
+        return self.box_head[stage](pooled)
 
     def forward(self, features: dict[str, torch.Tensor], proposals: list[Instances]) -> list[Instances]:
         feats = [features[f] for f in self.in_features]
@@ -109,25 +123,35 @@ class DeticCascadeROIHeads(nn.Module):
 
 
     def forward_with_losses(self, features: dict[str, torch.Tensor], proposals: list[Instances],
-                            gt_instances: list[Instances]) -> dict[str, torch.Tensor]:
-        """`loss_cls_stage{k}`, `loss_box_reg_stage{k}` and, with a mask head, `loss_mask`.
+                            gt_instances: list[Instances], *,
+                            batch: BatchClassifier | None = None) -> dict[str, torch.Tensor]:
+        """`loss_cls_stage{k}`, `loss_box_reg_stage{k}`, with a mask head `loss_mask`, and the weak loss keys
+        as zeros (`loss_image_stage{k}` with WITH_IMAGE_LABELS, `loss_caption_stage{k}` with captions).
 
         proposals: per image `proposal_boxes` + `objectness_logits` (no gradient); gt_instances: per
         image `gt_boxes` (XYXY, padded-input frame), `gt_classes` in [0, C) for the C classes of the
-        current vocabulary, optional `gt_masks` bool (G, H, W).
+        current vocabulary, optional `gt_masks` bool (G, H, W). `batch.classifier` / `cls_id_map`: the
+        dynamic classifier's class subset (the stages score K + 1 columns, targets are renumbered).
         """
         if self.sampler is None or self.losses is None or self.stage_ious is None:
             raise RuntimeError("these ROI heads were built without training settings (sampler, stage_ious, losses)")
+        batch = batch or BatchClassifier()
         num_classes = self.box_predictor[0].cls_score.num_classes
         proposals = self.sampler(proposals, gt_instances, num_classes)
-        losses = self.box_losses(features, proposals, gt_instances, num_classes)
+        losses = self.box_losses(features, proposals, gt_instances, num_classes, batch)
         if self.mask_head is not None:
             losses["loss_mask"] = self.mask_loss(features, proposals, gt_instances, num_classes) * self.mask_weight
+        if self.weak is not None:
+            like = losses["loss_cls_stage0"]
+            for k in range(self.num_stages):
+                losses.update(self.weak.box_batch_zeros(like, suffix=f"_stage{k}"))
         return losses
 
     def box_losses(self, features: dict[str, torch.Tensor], proposals: list[Instances],
-                   gt_instances: list[Instances], num_classes: int) -> dict[str, torch.Tensor]:
+                   gt_instances: list[Instances], num_classes: int,
+                   batch: BatchClassifier | None = None) -> dict[str, torch.Tensor]:
         """Per-stage losses; `proposals` are the labelled stage-0 samples."""
+        batch = batch or BatchClassifier()
         feats = [features[f] for f in self.in_features]
         image_sizes = [p.image_size for p in proposals]
         losses: dict[str, torch.Tensor] = {}
@@ -138,10 +162,41 @@ class DeticCascadeROIHeads(nn.Module):
                                                   drop_empty=True)
                 proposals = match_and_label(proposals, gt_instances, iou_threshold=self.stage_ious[k],
                                             num_classes=num_classes)
-            logits, deltas = self.run_stage(feats, proposals, k, grad_scale=1.0 / self.num_stages)
+            logits, deltas = self.run_stage(feats, proposals, k, batch.classifier, grad_scale=1.0 / self.num_stages)
             boxes = self.box_predictor[k].predict_boxes(deltas, proposals)
-            stage = self.losses(logits, deltas, proposals, self.box_predictor[k].box2box_transform)
+            stage = self.losses(logits, deltas, batch.remap(proposals), self.box_predictor[k].box2box_transform)
             losses.update({f"{name}_stage{k}": value for name, value in stage.items()})
+        return losses
+
+    def forward_image_labels(self, features: dict[str, torch.Tensor], proposals: list[Instances],
+                             image_labels: list[list[int]], *, ann_type: str,
+                             batch: BatchClassifier | None = None) -> dict[str, torch.Tensor]:
+        """Losses of a weakly annotated batch: per stage `loss_image_stage{k}` (+ `loss_caption_stage{k}`),
+        `loss_cls_stage{k}` / `loss_box_reg_stage{k}` = 0, `loss_mask` = 0 (see weak_supervision.py).
+
+        proposals: the proposal generator's, per image sorted by score; image_labels[i]: vocabulary ids in
+        [0, C) of image i. Stage 0 runs on the selected proposals (image box last), stage k > 0 on stage
+        k - 1's clipped, non-empty boxes; the pooled features' gradient is scaled by 1 / stages.
+        """
+        if self.weak is None:
+            raise RuntimeError("these ROI heads were built without weak-supervision settings")
+        batch = batch or BatchClassifier()
+        proposals = self.weak.select(proposals)
+        feats = [features[f] for f in self.in_features]
+        image_sizes = [p.image_size for p in proposals]
+        losses: dict[str, torch.Tensor] = {}
+        boxes: list[torch.Tensor] = []
+        for k in range(self.num_stages):
+            if k > 0:
+                proposals = _proposals_from_boxes(boxes, image_sizes, [p.objectness_logits for p in proposals],
+                                                  drop_empty=True)
+            x = self.stage_features(feats, proposals, k, grad_scale=1.0 / self.num_stages)
+            logits, deltas = self.box_predictor[k](x, batch.classifier)
+            boxes = self.box_predictor[k].predict_boxes(deltas, proposals)
+            losses.update(self.weak.stage_losses(logits, deltas, x, proposals, self.box_predictor[k].cls_score,
+                                                 image_labels, ann_type=ann_type, batch=batch, suffix=f"_stage{k}"))
+        if self.mask_head is not None:
+            losses["loss_mask"] = connected_zero(self.mask_head, losses["loss_image_stage0"])
         return losses
 
     def mask_loss(self, features: dict[str, torch.Tensor], proposals: list[Instances],

@@ -9,6 +9,7 @@ from detic_cli.layers.roi_pooler import ROIPooler
 from detic_cli.modeling.roi_heads.box_losses import FastRCNNLosses
 from detic_cli.modeling.roi_heads.fast_rcnn import DeticBoxPredictor, fast_rcnn_inference
 from detic_cli.modeling.roi_heads.sampling import ProposalSampler
+from detic_cli.modeling.roi_heads.weak_supervision import BatchClassifier, WeakSupervision
 from detic_cli.structures import Instances
 
 
@@ -17,13 +18,14 @@ class CustomRes5ROIHeads(nn.Module):
     per-class NMS. Scores may be multiplied with the proposal score; `one_class_per_proposal` is not
     applied here (the original's Res5 heads ignore it). Keys: `res5.*`, `box_predictor.*`.
     Training (`forward_with_losses`): label and sample the proposals + gt boxes with `sampler`, then
-    `loss_cls` and `loss_box_reg` from `losses`.
+    `loss_cls` and `loss_box_reg` from `losses`; weakly annotated batches: `forward_image_labels`.
     """
 
     def __init__(self, *, in_features: list[str], pooler: ROIPooler, res5: nn.Sequential,
                  box_predictor: DeticBoxPredictor, score_thresh: float = 0.05, nms_thresh: float = 0.5,
                  detections_per_image: int = 100, mult_proposal_score: bool = False,
-                 sampler: ProposalSampler | None = None, losses: FastRCNNLosses | None = None) -> None:
+                 sampler: ProposalSampler | None = None, losses: FastRCNNLosses | None = None,
+                 weak: WeakSupervision | None = None) -> None:
         super().__init__()
         self.in_features = list(in_features)
         self.pooler = pooler
@@ -35,9 +37,14 @@ class CustomRes5ROIHeads(nn.Module):
         self.mult_proposal_score = mult_proposal_score
         self.sampler = sampler
         self.losses = losses
+        self.weak = weak
 
     def set_vocabulary(self, embeddings: torch.Tensor) -> None:
         self.box_predictor.cls_score.set_embeddings(embeddings)
+
+    def vocabulary_weight(self) -> torch.Tensor:
+        """The (D, C + 1) classifier buffer of the current vocabulary (background column last)."""
+        return self.box_predictor.cls_score.zs_weight
 
     def box_features(self, features: dict[str, torch.Tensor], proposals: list[Instances]) -> torch.Tensor:
         """(R, C) region features: res5 of the pooled regions, averaged over space."""
@@ -54,11 +61,35 @@ class CustomRes5ROIHeads(nn.Module):
                                    self.nms_thresh, self.detections_per_image)
 
     def forward_with_losses(self, features: dict[str, torch.Tensor], proposals: list[Instances],
-                            gt_instances: list[Instances]) -> dict[str, torch.Tensor]:
+                            gt_instances: list[Instances], *,
+                            batch: BatchClassifier | None = None) -> dict[str, torch.Tensor]:
         """`loss_cls` and `loss_box_reg` for RPN `proposals` (no gradient) and per-image `gt_instances`
-        (`gt_boxes` XYXY in the padded-input frame, `gt_classes` in [0, C) of the current vocabulary)."""
+        (`gt_boxes` XYXY in the padded-input frame, `gt_classes` in [0, C) of the current vocabulary), plus
+        the weak loss keys as zeros (`loss_image` with WITH_IMAGE_LABELS, `loss_caption` with captions).
+        `batch.classifier` / `cls_id_map`: the dynamic classifier's class subset."""
         if self.sampler is None or self.losses is None:
             raise RuntimeError("these ROI heads were built without training settings (sampler, losses)")
+        batch = batch or BatchClassifier()
         proposals = self.sampler(proposals, gt_instances, self.box_predictor.cls_score.num_classes)
-        logits, deltas = self.box_predictor(self.box_features(features, proposals))
-        return self.losses(logits, deltas, proposals, self.box_predictor.box2box_transform)
+        logits, deltas = self.box_predictor(self.box_features(features, proposals), batch.classifier)
+        losses = self.losses(logits, deltas, batch.remap(proposals), self.box_predictor.box2box_transform)
+        if self.weak is not None:
+            losses.update(self.weak.box_batch_zeros(losses["loss_cls"]))
+        return losses
+
+    def forward_image_labels(self, features: dict[str, torch.Tensor], proposals: list[Instances],
+                             image_labels: list[list[int]], *, ann_type: str,
+                             batch: BatchClassifier | None = None) -> dict[str, torch.Tensor]:
+        """Losses of a weakly annotated batch: `loss_image` (+ `loss_caption`), `loss_cls` = `loss_box_reg` = 0.
+
+        proposals: the RPN's, per image sorted by score; image_labels[i]: vocabulary ids in [0, C) of
+        image i. The caption term uses the res5 feature of each image's whole-image box.
+        """
+        if self.weak is None:
+            raise RuntimeError("these ROI heads were built without weak-supervision settings")
+        batch = batch or BatchClassifier()
+        proposals = self.weak.select(proposals)
+        x = self.box_features(features, proposals)
+        logits, deltas = self.box_predictor(x, batch.classifier)
+        return self.weak.stage_losses(logits, deltas, x, proposals, self.box_predictor.cls_score, image_labels,
+                                      ann_type=ann_type, batch=batch)
