@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
@@ -14,6 +17,7 @@ from detic_cli.cli.app import app
 from detic_cli.data.catalog import ENV_VAR, datasets_root
 from detic_cli.data.prepare.registry import TARGETS, find_target
 from detic_cli.data.prepare.status import PRESENT, SOURCE_MISSING, all_status
+from detic_cli.zoo.sources import MIRROR_ENV
 
 data_app = typer.Typer(help="Prepare the datasets the zoo recipes train on, from the public raw files.",
                        no_args_is_help=True)
@@ -53,18 +57,38 @@ class CountProgress:
         self._console.print(message, highlight=False, soft_wrap=True)
 
 
+@contextmanager
+def _mirror(mirror: str | None) -> Iterator[None]:
+    """$DETIC_ZOO_MIRROR set to `mirror` (when given) while the target's metadata files are fetched."""
+    if mirror is None:
+        yield
+        return
+    before = os.environ.get(MIRROR_ENV)
+    os.environ[MIRROR_ENV] = mirror
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(MIRROR_ENV, None)
+        else:
+            os.environ[MIRROR_ENV] = before
+
+
 @data_app.command("prepare")
 def prepare(
     target: str = typer.Argument(..., help=f"What to make: {', '.join(TARGETS)}."),
     root: Path | None = typer.Option(None, "--root", help=ROOT_HELP),
     force: bool = typer.Option(False, "--force", help="Remake the files even when they exist."),
+    mirror: str | None = typer.Option(None, "--mirror", help=f"Base URL, folder or hf://OWNER/REPO standing in for "
+                                                            f"the public hosts of the metadata files (${MIRROR_ENV})."),
 ) -> None:
     """Make one target's files from the raw dataset files under the datasets root (skipped when done)."""
     entry = find_target(target)
     base = datasets_root(root)
     progress = CountProgress(Console(stderr=True))
     try:
-        paths = entry.prepare(base, force=force, progress=progress)
+        with _mirror(mirror):
+            paths = entry.prepare(base, force=force, progress=progress)
     finally:
         progress.finish()
     for path in paths:

@@ -19,12 +19,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from detic_cli.cli.app import app
 from detic_cli.cli.common import resolve_device
 from detic_cli.cli.train_eval import periodic_eval
+from detic_cli.cli.train_inputs import check_datasets, fill_text_encoder, load_classifier
 from detic_cli.config import CfgNode, load_config
 from detic_cli.engine.build import (
     amp_mode,
     build_lr_scheduler,
     build_optimizer,
-    classifier_path,
     draw_seed,
     output_dir,
     train_settings,
@@ -54,55 +54,9 @@ def _config_path(row: str | None, config: Path | None) -> Path:
     return config_path(stage.config if stage is not None else find_row(row).config)
 
 
-def _cached_builtin(path: Path) -> tuple[Path | None, str | None]:
-    """(the zoo cache's copy of a built-in vocabulary file named like `path`, that vocabulary's name)."""
-    from detic_cli.vocab.builtin import BUILTINS
-    from detic_cli.zoo.cache import cached_path
-    from detic_cli.zoo.download import is_cached
-
-    for name, voc in BUILTINS.items():
-        if voc.embeddings.filename == path.name:
-            return (cached_path(voc.embeddings) if is_cached(voc.embeddings) else None), name
-    return None, None
-
-
-def _classifier(cfg: CfgNode) -> np.ndarray | None:
-    """The (C, D) training class embeddings of MODEL.ROI_BOX_HEAD.ZEROSHOT_WEIGHT_PATH (None: no zero-shot
-    classifier). A built-in vocabulary file pulled by `detic zoo pull --vocab` stands in for a missing one."""
-    if cfg.MODEL.META_ARCHITECTURE != "CustomRCNN" or not cfg.MODEL.ROI_BOX_HEAD.USE_ZEROSHOT_CLS:
-        return None
-    path = classifier_path(cfg)
-    if not path.is_file():
-        cached, vocab = _cached_builtin(path)
-        if cached is None:
-            how = f"run `detic zoo pull --vocab {vocab}`" if vocab else \
-                "copy it from the original Detic datasets/metadata/ folder"
-            raise DeticError(f"MODEL.ROI_BOX_HEAD.ZEROSHOT_WEIGHT_PATH: {path} not found; {how}, or put the file "
-                             "there (DETIC_DATASETS sets the datasets root)")
-        path = cached
-    try:
-        table = np.load(path).astype(np.float32)
-    except (OSError, ValueError) as exc:
-        raise DeticError(f"{path}: not a readable .npy array ({type(exc).__name__})") from exc
-    dim, classes = cfg.MODEL.ROI_BOX_HEAD.ZEROSHOT_WEIGHT_DIM, cfg.MODEL.ROI_HEADS.NUM_CLASSES
-    if table.ndim != 2 or table.shape[1] != dim or table.shape[0] != classes:
-        raise DeticError(f"{path}: shape {table.shape}, expected ({classes}, {dim}) = (MODEL.ROI_HEADS.NUM_CLASSES, "
-                         "MODEL.ROI_BOX_HEAD.ZEROSHOT_WEIGHT_DIM)")
-    return table
-
-
-def _check_datasets(cfg: CfgNode) -> None:
-    """Fail before building the model when a training dataset's files are missing."""
-    from detic_cli.data.train_catalog import resolve_train_dataset
-
-    if not cfg.DATASETS.TRAIN:
-        raise DeticError("DATASETS.TRAIN is empty: name the training datasets")
-    for name in cfg.DATASETS.TRAIN:
-        resolve_train_dataset(name, check_images=not cfg.DATALOADER.USE_TAR_DATASET)
-
-
-def _init_weights(row: str | None, weights: Path | None, cfg: CfgNode, mirror: str | None) -> Path | None:
-    """--weights, else the row's init from the zoo, else the config's MODEL.WEIGHTS (None: random init)."""
+def train_init_weights(row: str | None, weights: Path | None, cfg: CfgNode, mirror: str | None) -> Path | None:
+    """--weights, else the row's init from the zoo, else the config's MODEL.WEIGHTS (`zoo://BACKBONE` pulled and
+    converted; empty: the zoo's ImageNet backbone when MODEL.TIMM.PRETRAINED asks for one, else None: random init)."""
     if weights is not None:
         return weights
     if row is not None:
@@ -111,20 +65,37 @@ def _init_weights(row: str | None, weights: Path | None, cfg: CfgNode, mirror: s
         return resolve_init_weights(row, mirror=mirror)
     spec = str(cfg.MODEL.WEIGHTS)
     if not spec:
-        return None
-    from detic_cli.zoo.resolve import resolve_weights_spec
+        return _timm_pretrained(cfg, mirror)
+    from detic_cli.zoo.init_weights import resolve_init_spec
 
-    path = Path(resolve_weights_spec(spec, mirror=mirror))
+    path = Path(resolve_init_spec(spec, mirror=mirror))
     if not path.is_file():
         raise DeticError(f"MODEL.WEIGHTS {spec}: file not found; train that stage first or give --weights PTH")
     return path
+
+
+def _timm_pretrained(cfg: CfgNode, mirror: str | None) -> Path | None:
+    """MODEL.TIMM.PRETRAINED with no MODEL.WEIGHTS: the original let timm load its ImageNet weights; here the zoo's
+    copy of them (`timm:BASE_NAME`), pulled and converted. None when the config asks for no pretrained backbone."""
+    if not cfg.MODEL.TIMM.PRETRAINED or "timm" not in cfg.MODEL.BACKBONE.NAME:
+        return None
+    from detic_cli.zoo.backbone_convert import pull_backbone
+    from detic_cli.zoo.catalog import BACKBONES
+
+    name = cfg.MODEL.TIMM.BASE_NAME
+    backbone = next((b for b in BACKBONES if b.original_weights == f"timm:{name}"), None)
+    if backbone is None:
+        raise DeticError(f"MODEL.TIMM.PRETRAINED: the zoo has no ImageNet weights for MODEL.TIMM.BASE_NAME {name}; "
+                         "give them with --weights PTH (see `detic convert-pretrained`), or set "
+                         "MODEL.TIMM.PRETRAINED=False to start from random init")
+    return pull_backbone(backbone, mirror=mirror).path
 
 
 def _resolve_init(row: str | None, weights: Path | None, cfg: CfgNode, mirror: str | None,
                   dist: DistInfo) -> Path | None:
     if not dist.is_main:  # rank 0 pulls/converts first; the others then read the cache
         barrier(dist)
-    path = _init_weights(row, weights, cfg, mirror)
+    path = train_init_weights(row, weights, cfg, mirror)
     if dist.is_main:
         barrier(dist)
     if path is not None and not path.is_file():
@@ -132,13 +103,19 @@ def _resolve_init(row: str | None, weights: Path | None, cfg: CfgNode, mirror: s
     return path
 
 
-def _load_init(model, path: Path | None, dist: DistInfo) -> None:
+def _load_init(model, path: Path | None, dist: DistInfo, clip_checkpoint: str | None) -> None:
     from detic_cli.engine.warm_start import load_init_weights
 
     if path is None:
         _say(dist, "no initial weights (MODEL.WEIGHTS is empty): training from random init")
-        return
-    _say(dist, "init " + load_init_weights(model, path).summary())
+        missing = None
+    else:
+        report = load_init_weights(model, path)
+        _say(dist, "init " + report.summary())
+        missing = report.missing
+    note = fill_text_encoder(model, missing, clip_checkpoint)
+    if note:
+        _say(dist, note)
 
 
 def _seed(settings_seed: int | None, dist: DistInfo) -> int:
@@ -215,6 +192,8 @@ def train(
                                                                         "goes on)."),
     log_period: int = typer.Option(20, "--log-period", min=1, help="Iterations per metrics.json line."),
     mirror: str | None = typer.Option(None, "--mirror", help="Base URL or folder standing in for public hosts."),
+    clip_checkpoint: str | None = typer.Option(None, "--clip-checkpoint", help="CLIP file for the caption models' "
+                                               "text tower (default: open_clip ViT-B-32 openai, cached or fetched)."),
 ) -> None:
     """Train a detector: a zoo row's recipe or any config, on one or many GPUs (torchrun)."""
     dist = DistInfo.from_env()
@@ -228,8 +207,8 @@ def train(
     if note:
         _say(dist, note)
     settings = train_settings(cfg, max_iter_flag=max_iter, world_size=dist.world_size)
-    embeddings = _classifier(cfg)
-    _check_datasets(cfg)
+    embeddings = load_classifier(cfg)
+    check_datasets(cfg)
     evaluate = periodic_eval(cfg, output_dir=out, device=torch_device, dist=dist, mirror=mirror)
     resume_from = _output(out, resume, dist)
     init_distributed(dist, torch_device.type == "cuda")
@@ -243,12 +222,13 @@ def train(
         trainer.resume(resume_from)
         _say(dist, f"resuming from {resume_from} at iteration {trainer.start_iter + 1}")
     else:
-        _load_init(trainer.model, init, dist)
+        _load_init(trainer.model, init, dist, clip_checkpoint)
     if dist.is_main:
         atomic_write_bytes(out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False).encode())
     _run(trainer, dist)
+    more = "; --resume goes on from there" if trainer.stop_iter < trainer.max_iter else ""
     _say(dist, f"stopped after iteration {trainer.stop_iter} of {trainer.max_iter}; checkpoints and metrics.json "
-               f"in {out}")
+               f"in {out}{more}")
     _finish(dist)
 
 
@@ -279,14 +259,24 @@ def _trainer(cfg: CfgNode, dist: DistInfo, device, out: Path, settings, amp_dtyp
                    log=lambda message: _say(dist, message))
 
 
+def progress_line(step: StepInfo) -> str:
+    """The progress as one log line (stderr not a terminal: job logs, `2> train.log`)."""
+    return (f"iteration {step.iteration}/{step.stop_iter}  loss {step.total_loss:.4g}  lr {step.lr:.3g}  "
+            f"{step.it_per_s:.2f} it/s  ETA {_eta(step.eta_seconds)}")
+
+
 def _run(trainer: Trainer, dist: DistInfo) -> None:
-    with _progress_bar(disable=not dist.is_main) as bar:
+    """The live bar on a terminal; otherwise a progress line every --log-period iterations and at the end."""
+    plain = not _err.is_terminal
+    with _progress_bar(disable=not dist.is_main or plain) as bar:
         task = bar.add_task("train", total=trainer.stop_iter, completed=trainer.start_iter, loss="-", lr="-",
                             speed="-", eta="-")
 
         def show(step: StepInfo) -> None:
             bar.update(task, completed=step.iteration, loss=f"{step.total_loss:.4g}", lr=f"{step.lr:.3g}",
                        speed=f"{step.it_per_s:.2f}", eta=_eta(step.eta_seconds))
+            if plain and (step.iteration % trainer.log_period == 0 or step.iteration == step.stop_iter):
+                _say(dist, progress_line(step))
 
         trainer.on_step = show
         trainer.train()

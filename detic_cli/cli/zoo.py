@@ -22,10 +22,10 @@ from detic_cli.zoo.backbone_convert import (
     pull_backbone,
     target_config,
 )
-from detic_cli.zoo.catalog import BACKBONES, ROWS, SECTIONS, STAGES, Backbone, ZooRow, rows_for, weight_files
+from detic_cli.zoo.catalog import BACKBONES, ROWS, SECTIONS, STAGES, Backbone, Stage, ZooRow, rows_for, weight_files
 from detic_cli.zoo.download import is_cached, pull_all
 from detic_cli.zoo.progress import Progress, default_progress
-from detic_cli.zoo.resolve import config_path, find_asset, find_backbone, find_row
+from detic_cli.zoo.resolve import config_path, find_asset, find_backbone, find_row, find_rows, find_stage
 from detic_cli.zoo.verify import verify_asset
 
 zoo_app = typer.Typer(help="The original Detic model zoo: list, inspect, download, verify.", no_args_is_help=True)
@@ -111,7 +111,7 @@ def _init_line(init: str) -> str:
     if init in weight_files():
         return f"{init} ({weight_files()[init].url})"
     stage = next(s for s in STAGES if s.name == init)
-    return f"{init} (unpublished; train it: detic train --config configs/{stage.config}; it starts from {stage.init})"
+    return f"{init} (unpublished; train it: detic train --row {stage.name}; it starts from {stage.init})"
 
 
 def _commands(row: ZooRow) -> list[tuple[str, str]]:
@@ -121,7 +121,7 @@ def _commands(row: ZooRow) -> list[tuple[str, str]]:
     weights = cache.cached_path(row.weights)
     return [
         ("detect", f"detic detect IMAGE --model {shlex.quote(row.name)} --vocab {row.vocab}"),
-        ("train", f"detic train --config configs/{row.config}"),
+        ("train", f"detic train --row {shlex.quote(row.name)}"),
         ("evaluate", f"detic eval --config configs/{row.config} --weights {weights} {evals}".rstrip()),
         ("original train", f"python train_net.py --num-gpus 8 --config-file configs/{row.config}"),
         ("original eval", f"python train_net.py --num-gpus 8 --config-file configs/{row.config} --eval-only "
@@ -139,6 +139,17 @@ def _row_info(row: ZooRow) -> list[tuple[str, str]]:
         ("init weights", _init_line(row.init)), ("also evaluated as", ", ".join(others) or "-"),
         ("eval overrides", " ".join(row.eval_overrides) or "-"), ("default vocabulary", row.vocab),
         *_commands(row),
+    ]
+
+
+def _stage_info(stage: Stage) -> list[tuple[str, str]]:
+    users = [r.name for r in ROWS if r.init == stage.name]
+    return [
+        ("name", stage.name), ("weights", "never published: train this stage yourself"),
+        ("config", str(config_path(stage.config))), ("init weights", _init_line(stage.init)),
+        ("initialises", ", ".join(users) or "-"),
+        ("train", f"detic train --row {stage.name}"),
+        ("then", "pass its model_final.pth to the rows above with `detic train --row ROW --weights PTH`"),
     ]
 
 
@@ -162,8 +173,11 @@ def _backbone_info(b: Backbone) -> list[tuple[str, str]]:
 @zoo_app.command("info")
 def info(name: str = typer.Argument(..., help="A row name, checkpoint name, table title or backbone.")) -> None:
     """Everything known about one model or backbone, with the commands to run, train and evaluate it."""
-    backbone = find_backbone(name)
-    lines = _backbone_info(backbone) if backbone else _row_info(find_row(name))
+    backbone, stage = find_backbone(name), find_stage(name) if not find_rows(name) else None
+    if backbone:
+        lines = _backbone_info(backbone)
+    else:
+        lines = _stage_info(stage) if stage else _row_info(find_row(name))
     table = Table(show_header=False, box=None)
     table.add_column(style="bold", no_wrap=True)
     table.add_column(overflow="fold")

@@ -7,6 +7,7 @@ size), and a torch DataLoader whose workers map records to the training contract
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -52,7 +53,21 @@ class TrainLoader:
     def __next__(self) -> list[dict[str, Any]]:
         if self._it is None:
             self._it = iter(self.loader)
-        return next(self._it)
+        try:
+            return next(self._it)
+        except DeticError as exc:  # from a worker process: the message carries the worker's traceback
+            raise DeticError(worker_error_line(str(exc))) from exc
+
+
+def worker_error_line(message: str) -> str:
+    """The one-line message of an error re-raised from a DataLoader worker ("Caught DeticError in DataLoader
+    worker process 0.\nOriginal Traceback ...\ndetic_cli.errors.DeticError: MESSAGE"); other messages unchanged."""
+    lines = [line for line in message.splitlines() if line.strip()]
+    if len(lines) < 2 or not lines[0].startswith("Caught "):
+        return message
+    last = lines[-1]
+    head, sep, tail = last.partition(": ")
+    return tail if sep and head.endswith("Error") else last
 
 
 def build_train_loader(cfg, *, rank: int = 0, world_size: int = 1, start_iter: int = 0, seed: int = 0) -> TrainLoader:
@@ -106,9 +121,29 @@ def train_records(cfg, ann_types: list[str]) -> tuple[list[Record], list[LoadedD
             recs = drop_images_without_boxes(recs)
         if not recs:
             raise DeticError(f"training dataset {name} has no usable images ({dataset.annotation})")
+        _check_first_image(name, recs, dataset.image_root)
+        _check_class_count(cfg, name, len(data.class_names))
         records.extend(recs)
         loaded.append(data)
     return records, loaded
+
+
+def _check_first_image(name: str, records: list[Record], image_root: Path) -> None:
+    """A one-line error before training when the images are not where the json says (not yet downloaded)."""
+    first = next((r["file_name"] for r in records if r["file_name"]), None)
+    if first is not None and not Path(first).is_file():
+        raise DeticError(f"training dataset {name}: image {first} not found; put the dataset's images under "
+                         f"{image_root} (layout as in the original datasets/README.md)")
+
+
+def _check_class_count(cfg, name: str, count: int) -> None:
+    """Contiguous class indices must fit the classifier: more json categories than NUM_CLASSES is an error
+    (fewer is allowed: the 22K recipes train LVIS boxes, ids 1..1203, with a 22047-class classifier)."""
+    limit = int(cfg.MODEL.ROI_HEADS.NUM_CLASSES)
+    if cfg.MODEL.META_ARCHITECTURE == "CustomRCNN" and count > limit:
+        raise DeticError(f"training dataset {name} has {count} categories, more than MODEL.ROI_HEADS.NUM_CLASSES="
+                         f"{limit}: set it to {count}, with a ZEROSHOT_WEIGHT_PATH of {count} rows (one per category, "
+                         "in category-id order)")
 
 
 def build_sampler(cfg, records: list[Record], ann_types: list[str], *, seed: int, rank: int,

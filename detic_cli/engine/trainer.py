@@ -51,6 +51,14 @@ class StepInfo:
     eta_seconds: float
 
 
+def load_error_detail(exc: BaseException) -> str:
+    """The first informative line of a state-dict loading error ("size mismatch for KEY: ...", "Missing key(s)
+    ..."), not torch's "Error(s) in loading state_dict for CustomRCNN:" header; at most 200 characters."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    useful = [line for line in lines if not line.endswith(":")] or lines or [type(exc).__name__]
+    return useful[0][:200]
+
+
 def _gather(obj: Any, world_size: int) -> list[Any]:
     if world_size == 1:
         return [obj]
@@ -123,9 +131,9 @@ class Trainer:
             self.model.load_state_dict(ckpt["model"])
             self.optimizer.load_state_dict(ckpt["optimizer"])
         except (RuntimeError, ValueError, KeyError) as exc:
-            first = str(exc).strip().splitlines()[0][:200]
-            raise DeticError(f"{path}: does not fit this model and solver ({first}); resume with the same "
-                             "config, or start a new --output-dir") from exc
+            raise DeticError(f"{path}: does not fit this model and solver ({load_error_detail(exc)}); resume with "
+                             f"the run's config and overrides (they are in {path.parent / 'config.yaml'}), or start "
+                             "a new --output-dir") from exc
         self.scheduler.load_state_dict(ckpt["scheduler"])
         if self.scaler is not None and ckpt.get("scaler"):
             self.scaler.load_state_dict(ckpt["scaler"])

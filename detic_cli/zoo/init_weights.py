@@ -42,7 +42,7 @@ def resolve_init_weights(row_name: str, *, mirror: str | None = None, progress: 
         raise DeticError(f"{row_name}: its init {init!r} is not in the zoo")
     raise DeticError(
         f"{row_name} starts from {stage.name}, whose weights were never published: train it first with "
-        f"`detic train --config configs/{stage.config}` (it starts from {stage.init}), then pass its "
+        f"`detic train --row {stage.name}` (it starts from {stage.init}), then pass its "
         "model_final.pth with --weights"
     )
 

@@ -81,7 +81,7 @@ def find_asset(name: str) -> Asset:
         return backbone.weights
     stage = find_stage(name) if not find_rows(name) else None
     if stage is not None:
-        raise DeticError(f"{name!r} was never published; train it with `detic train --config configs/{stage.config}`")
+        raise DeticError(f"{name!r} was never published; train it with `detic train --row {stage.name}`")
     return find_row(name).weights
 
 

@@ -46,7 +46,7 @@ def test_info_shows_everything_known():
     out = " ".join(_ok("zoo", "info", DEFAULT_MODEL).split())
     for text in ("cross-dataset/Detic_C2_SwinB_896_4x_IN-21K+COCO", "O365 AP 21.6", "47h",
                  weight_files()[DEFAULT_MODEL].url, "BoxSup-C2_LCOCO_CLIP_SwinB_896b32_4x.pth",
-                 "detic detect IMAGE --model", "detic train --config", "detic eval --config",
+                 "detic detect IMAGE --model", "detic train --row", "detic eval --config",
                  "python train_net.py", "real-time/Detic_C2_SwinB_896_4x_IN-21K+COCO"):
         assert text.replace(" ", "") in out.replace(" ", ""), text
     assert "convert-pretrained" in _ok("zoo", "info", "resnet50_miil_21k")
@@ -117,3 +117,10 @@ def test_pull_backbone_converts_it_once_and_verify_checks_both(tmp_path):
     converted.write_bytes(bytes(data))
     result = runner.invoke(app, ["zoo", "verify"])
     assert isinstance(result.exception, DeticError) and "resnet18.detector.pth" in str(result.exception)
+
+
+def test_info_on_an_unpublished_stage(run_cli):
+    code, out, _ = run_cli("zoo", "info", "BoxSup-C2_LCOCO_CLIP_R18_640b32_4x")
+    assert code == 0
+    assert "never published" in out and "detic train --row BoxSup-C2_LCOCO_CLIP_R18_640b32_4x" in out
+    assert "resnet18" in out

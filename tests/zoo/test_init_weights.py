@@ -83,7 +83,7 @@ def test_unpublished_stage_is_one_line_naming_its_config():
         resolve_init_weights("real-time/Detic_C2_R18_896_4x_IN-21K+COCO")
     message = str(info.value)
     assert "\n" not in message and "BoxSup-C2_LCOCO_CLIP_R18_640b32_4x" in message
-    assert "detic train --config configs/BoxSup-C2_LCOCO_CLIP_R18_640b32_4x.yaml" in message and "--weights" in message
+    assert "detic train --row BoxSup-C2_LCOCO_CLIP_R18_640b32_4x" in message and "--weights" in message
     assert init_name("BoxSup-C2_LCOCO_CLIP_R18_640b32_4x") == "resnet18"  # stages resolve to their own init
 
 

@@ -17,6 +17,7 @@ from detic_cli.data.prepare import (
     oid_val,
 )
 from detic_cli.data.prepare.base import PrepareFn, Target
+from detic_cli.data.prepare.imagenet_scan import TAR_INDEX_DIR, TAR_LIST
 from detic_cli.errors import DeticError
 
 _MODULES: tuple[ModuleType, ...] = (lvis_norare, lvis_coco, imagenet_lvis, cc3m_tags, coco_zeroshot, coco_captions,
@@ -46,3 +47,15 @@ def find_target(name: str) -> Entry:
         hint = f"did you mean {' or '.join(close)}? " if close else ""
         raise DeticError(f"unknown dataset target {name!r}: {hint}choose one of {', '.join(TARGETS)}")
     return entry
+
+
+def target_making(relative: str) -> Target | None:
+    """The target that writes `relative` (a path under the datasets root, e.g. `metadata/lvis_v1_train_cat_info.json`),
+    None when no target does. `imagenet-lvis` also writes the tar list and indexes when it reads ImageNet tars."""
+    text = relative.replace("\\", "/").strip("/")
+    for entry in TARGETS.values():
+        if text in entry.target.outputs:
+            return entry.target
+    if text == TAR_LIST or text == TAR_INDEX_DIR or text.startswith(TAR_INDEX_DIR + "/"):
+        return TARGETS["imagenet-lvis"].target
+    return None
