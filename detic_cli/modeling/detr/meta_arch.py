@@ -71,7 +71,8 @@ class DeformableDetr(nn.Module):
 
     def forward(self, batched_inputs: list[dict[str, Any]]):
         if self.training:
-            raise RuntimeError("DeformableDetr.forward in training mode needs the trainer's loss path")
+            raise DeticError("Deformable DETR training is not available yet (its Hungarian-matching losses are not "
+                             "implemented); train a CenterNet2 or C4 recipe, or use the released DETR checkpoints")
         return self.inference(batched_inputs)
 
     def _groups(self, images: list[torch.Tensor]) -> list[list[int]]:

@@ -30,6 +30,8 @@ class DeticBoxPredictor(nn.Module):
         if mlp_bbox_pred:
             self.bbox_pred = nn.Sequential(nn.Linear(input_size, input_size), nn.ReLU(inplace=True),
                                            nn.Linear(input_size, 4))
+            nn.init.kaiming_uniform_(self.bbox_pred[0].weight, a=1)  # Detic's c2_xavier_fill
+            nn.init.zeros_(self.bbox_pred[0].bias)
             nn.init.normal_(self.bbox_pred[-1].weight, std=0.001)
             nn.init.zeros_(self.bbox_pred[-1].bias)
         else:

@@ -125,3 +125,21 @@ def test_unsupported_box_loss_fails_at_training_time_only():
     losses = FastRCNNLosses(box_reg_loss_type="diou")
     with pytest.raises(DeticError, match="BBOX_REG_LOSS_TYPE 'diou'"):
         losses(LOGITS, torch.zeros(3, 4), [], T)
+
+
+def test_bbox_mlp_starts_as_detic_initialises_it():
+    """bbox_pred[0]: c2_xavier_fill (kaiming uniform, a=1: bound sqrt(3 / fan_in)) and a zero bias."""
+    import math
+
+    import torch
+
+    from detic_cli.layers.box_transform import Box2BoxTransform
+    from detic_cli.modeling.roi_heads.fast_rcnn import DeticBoxPredictor
+
+    torch.manual_seed(0)
+    predictor = DeticBoxPredictor(input_size=256, num_classes=3, box2box_transform=Box2BoxTransform((10, 10, 5, 5)))
+    first = predictor.bbox_pred[0]
+    assert torch.count_nonzero(first.bias) == 0
+    bound = math.sqrt(3.0 / 256)
+    assert first.weight.abs().max() <= bound
+    assert first.weight.abs().max() > 0.9 * bound  # torch's default would stay under 1 / sqrt(256)
