@@ -185,8 +185,9 @@ def train(
     weights: Path | None = typer.Option(None, "--weights", "-w", help="Initial weights (detector format; missing "
                                                                      "head keys are reported, not an error)."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda[:N]"),
-    amp: str | None = typer.Option(None, "--amp", help="fp16 | bf16 | off (default: FP16 / SOLVER.AMP.ENABLED "
-                                                       "of the config, on CUDA)."),
+    amp: str | None = typer.Option(None, "--amp", help="fp16 | bf16 | off: mixed precision of the backbone, as "
+                                                       "Detic's FP16 (default: FP16 / SOLVER.AMP.ENABLED of the "
+                                                       "config, on CUDA)."),
     max_iter: int | None = typer.Option(None, "--max-iter", min=1, help="Stop after N iterations (the schedule "
                                                                         "still spans SOLVER.MAX_ITER; --resume "
                                                                         "goes on)."),
@@ -202,6 +203,9 @@ def train(
         torch_device = resolve_device(f"cuda:{dist.local_rank}")
     config_path = _config_path(row, config)
     cfg = load_config(config_path, list(overrides or []))
+    if cfg.MODEL.META_ARCHITECTURE == "DeformableDetr":
+        raise DeticError(f"{config_path}: Deformable DETR training is not available yet; train a CenterNet2 or C4 "
+                         "recipe, or use the released DETR checkpoints")
     out = output_dir_opt or output_dir(cfg, config_path)
     amp_dtype, note = amp_mode(cfg, amp, torch_device.type)
     if note:

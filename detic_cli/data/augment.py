@@ -35,7 +35,8 @@ class ResizeShortestEdge(Augmentation):
     """Shortest side to a size drawn from `short_edges` ("choice") or [lo, hi] ("range"); longest <= max_size."""
 
     def __init__(self, short_edges: int | Sequence[int], max_size: int = UNLIMITED, sample_style: str = "choice"):
-        self.short_edges = [int(short_edges)] if isinstance(short_edges, int) else [int(s) for s in short_edges]
+        # a single size means [size, size], as detectron2 reads it (valid for "choice" and "range")
+        self.short_edges = [int(short_edges)] * 2 if isinstance(short_edges, int) else [int(s) for s in short_edges]
         if sample_style not in ("choice", "range"):
             raise ValueError(f"sample_style must be 'choice' or 'range', got {sample_style!r}")
         if sample_style == "range" and len(self.short_edges) != 2:

@@ -101,7 +101,7 @@ def load_coco_json(data: dict[str, Any], image_root: Path, *, with_masks: bool, 
         anns = []
         for ann in by_image.get(img["id"], []):
             segm = ann.get("segmentation")
-            if isinstance(segm, list):
+            if isinstance(segm, list) and segm:  # detectron2 keeps a box whose segmentation is [] (box-only files)
                 segm = [p for p in segm if len(p) % 2 == 0 and len(p) >= 6]
                 if not segm:
                     continue

@@ -55,10 +55,13 @@ def build_lr_scheduler(cfg: CfgNode, optimizer: torch.optim.Optimizer) -> LRMult
 
 
 def build_grad_clip(cfg: CfgNode) -> GradClip | None:
+    """detectron2's per-parameter clipping ("value" / "norm" with NORM_TYPE) or Detic's "full_model", which
+    always clips the global 2-norm (its custom solver does not read NORM_TYPE)."""
     c = cfg.SOLVER.CLIP_GRADIENTS
     if not c.ENABLED:
         return None
-    return GradClip(kind=c.CLIP_TYPE, value=float(c.CLIP_VALUE), norm_type=float(c.NORM_TYPE))
+    norm_type = 2.0 if c.CLIP_TYPE == "full_model" else float(c.NORM_TYPE)
+    return GradClip(kind=c.CLIP_TYPE, value=float(c.CLIP_VALUE), norm_type=norm_type)
 
 
 def amp_mode(cfg: CfgNode, flag: str | None, device_type: str) -> tuple[AmpDtype | None, str | None]:

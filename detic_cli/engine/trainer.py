@@ -20,6 +20,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from detic_cli.engine.amp import autocast_scope
 from detic_cli.engine.checkpointer import (
     capture_rng,
     checkpoint_name,
@@ -73,7 +74,8 @@ class Trainer:
     """Runs iterations `start_iter .. stop_iter - 1` of a `max_iter` schedule.
 
     make_data(start_iter, seed) gives this process's batches from `start_iter` on. amp: None (fp32),
-    "fp16" (autocast + GradScaler) or "bf16" (autocast). checkpoint_period: write `model_NNNNNNN.pth`
+    "fp16" (autocast + GradScaler) or "bf16" (autocast); as Detic's FP16, only `model.backbone` is autocast
+    (heads and losses stay float32, see engine/amp.py). checkpoint_period: write `model_NNNNNNN.pth`
     every that many iterations (0: never), `model_final.pth` at max_iter, and a checkpoint where the
     run stops early (stop_iter < max_iter). eval_fn(model, iterations_done) runs every `eval_period`
     iterations and at max_iter (0: never) on every process. on_step gets a StepInfo per iteration.
@@ -150,7 +152,7 @@ class Trainer:
     # --- one iteration -----------------------------------------------------------------------------
     def _losses(self, net: nn.Module, batch: Batch) -> tuple[list[str], torch.Tensor, torch.Tensor]:
         """(sorted loss names, their detached values followed by the total, the total to backward)."""
-        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+        with autocast_scope(self.model, self.device.type, self.amp_dtype):
             loss_dict = net(batch)
         keys = sorted(loss_dict)
         if not keys:
@@ -191,7 +193,10 @@ class Trainer:
     def run_step(self, net: nn.Module, batch: Batch, iteration: int) -> tuple[dict[str, float], float]:
         """One iteration: (loss values incl. total_loss, the largest lr of its parameter groups)."""
         keys, values, total = self._losses(net, batch)
-        self.optimizer.zero_grad(set_to_none=True)
+        # zeros, not None (torch 1.x, which the original trained with): a parameter that got a gradient
+        # before but takes no part in this batch's loss still gets its AdamW/SGD momentum and weight-decay
+        # updates, as in the original
+        self.optimizer.zero_grad(set_to_none=False)
         (self.scaler.scale(total) if self.scaler is not None else total).backward()
         host = self._check_finite(keys, values, iteration)
         self._optimizer_step()

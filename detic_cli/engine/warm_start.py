@@ -46,7 +46,7 @@ class InitReport:
 def load_init_weights(model: nn.Module, path: str | Path) -> InitReport:
     """Copy the tensors of the checkpoint at `path` (`{"model": state_dict}` or a plain state dict, .pth
     read weights-only or .safetensors) that fit `model`; a file sharing no tensor with it is an error."""
-    state = model_state_dict(read_checkpoint(path), str(path))
+    state = strip_prefix(model_state_dict(read_checkpoint(path), str(path)), "module.")
     expected = {k: v for k, v in model.state_dict().items() if not is_derived(k)}
     given = {k: v for k, v in state.items() if not is_derived(k)}
     report = InitReport(source=str(path))
@@ -66,3 +66,11 @@ def load_init_weights(model: nn.Module, path: str | Path) -> InitReport:
     report.missing = sorted(set(expected) - set(fitting) - {m.split(" ")[0] for m in report.mismatched})
     report.unexpected.sort()
     return report
+
+
+def strip_prefix(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """The keys without `prefix` when every key has it (a model saved inside DistributedDataParallel), as
+    detectron2's checkpointer does; otherwise `state` unchanged."""
+    if not state or not all(k.startswith(prefix) for k in state):
+        return state
+    return {k[len(prefix):]: v for k, v in state.items()}

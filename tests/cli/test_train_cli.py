@@ -184,3 +184,11 @@ def test_periodic_evaluation(run_cli, train_args, backbone, tmp_path):
     code, _, err = run_cli("train", *train_args, "TEST.EVAL_PERIOD=2", 'DATASETS.TEST=("lvis_v1_val",)',
                            "--output-dir", tmp_path / "other")
     assert code == 1 and "lvis_v1_val" in _errors(err)[0]  # checked before training starts
+
+
+def test_deformable_detr_training_is_refused_in_one_line(run_cli, shared_dir, tmp_path):
+    config = shared_dir / "detic-reference" / "configs" / "BoxSup-DeformDETR_L_R50_4x.yaml"
+    code, _, err = run_cli("train", "--config", str(config), "--output-dir", str(tmp_path / "out"))
+    assert code == 1
+    assert "Deformable DETR training is not available" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()

@@ -81,6 +81,8 @@ def test_resize_shortest_edge_sizes():
               for _ in range(200)]
     assert set(ranged) == {40, 41, 42, 43}
     assert type(plan_transforms([ResizeShortestEdge([0])], H, W, rng).transforms[0]) is Transform  # 0: no resize
+    for style in ("choice", "range"):  # one int: (size, size) in detectron2, for both sampling styles
+        assert ResizeShortestEdge(40, 1000, style).get_transform(H, W, rng).new_h == 40
 
 
 def test_efficientdet_resize_crop_geometry():

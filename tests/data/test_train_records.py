@@ -68,6 +68,19 @@ def test_coco_reader_drops_invalid_polygons_and_keeps_order(tmp_path):
     assert drop_images_without_boxes(loaded.records) == [rec]
 
 
+def test_coco_reader_keeps_boxes_with_an_empty_segmentation(tmp_path):
+    """Box-only COCO files often write "segmentation": []; detectron2 keeps those boxes (only a non-empty
+    list without one valid polygon drops an annotation)."""
+    data = {"images": [{"id": 1, "file_name": "a.jpg", "height": 10, "width": 10}],
+            "categories": [{"id": 3, "name": "x"}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 3, "bbox": [1, 1, 4, 4], "iscrowd": 0,
+                             "segmentation": []},
+                            {"id": 2, "image_id": 1, "category_id": 3, "bbox": [2, 2, 3, 3], "iscrowd": 0}]}
+    rec = load_coco_json(data, tmp_path, with_masks=False).records[0]
+    assert rec["boxes"].tolist() == [[1, 1, 4, 4], [2, 2, 3, 3]] and rec["classes"].tolist() == [0, 0]
+    assert drop_images_without_boxes([rec]) == [rec]
+
+
 def test_lvis_reader_file_names_and_crowd(tmp_path):
     (tmp_path / "train2017").mkdir()
     (tmp_path / "train2017" / "000000000007.jpg").write_bytes(b"")

@@ -127,6 +127,10 @@ def test_build_optimizer_from_the_recipes():
     assert got["backbone.0.weight"][0] == pytest.approx(detr.SOLVER.BASE_LR * 0.1)
     assert got["sampling_offsets.bias"][0] == pytest.approx(detr.SOLVER.BASE_LR * 0.1)
     assert build_grad_clip(detr) == GradClip("full_model", 0.01, 2.0)
+    detr.SOLVER.CLIP_GRADIENTS.NORM_TYPE = 1.0  # Detic's full-model clipping ignores NORM_TYPE: always the 2-norm
+    assert build_grad_clip(detr) == GradClip("full_model", 0.01, 2.0)
+    c2.SOLVER.CLIP_GRADIENTS.CLIP_TYPE, c2.SOLVER.CLIP_GRADIENTS.NORM_TYPE = "norm", 1.0  # detectron2's reads it
+    assert build_grad_clip(c2) == GradClip("norm", 1.0, 1.0)
     c4 = load_config(config_path("BoxSup_OVCOCO_CLIP_R50_1x.yaml"))  # detectron2's SGD groups
     opt = build_optimizer(c4, Toy())
     assert isinstance(opt, torch.optim.SGD) and opt.defaults["momentum"] == c4.SOLVER.MOMENTUM

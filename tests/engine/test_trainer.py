@@ -183,3 +183,85 @@ def test_bf16_autocast_trains(tmp_path):
     trainer.train()
     assert trainer.scaler is None and not torch.equal(before, trainer.model.head.weight)
     assert all(np.isfinite(json.loads(line)["total_loss"]) for line in (tmp_path / "metrics.json").open())
+
+
+class Probe(nn.Module):
+    """Records, per call, whether autocast is on and the dtype it produces or receives."""
+
+    def __init__(self, seen: list, name: str) -> None:
+        super().__init__()
+        self.linear, self.seen, self.name = nn.Linear(4, 4), seen, name
+
+    def forward(self, x):
+        out = self.linear(x)
+        self.seen.append((self.name, torch.is_autocast_enabled("cpu"), x.dtype, out.dtype))
+        return {"p3": out} if self.name == "backbone" else out
+
+
+class ProbeDetector(nn.Module):
+    def __init__(self, seen: list, *, with_backbone: bool = True) -> None:
+        super().__init__()
+        if with_backbone:
+            self.backbone = Probe(seen, "backbone")
+        else:
+            self.trunk = Probe(seen, "trunk")
+        self.head = Probe(seen, "head")
+
+    def forward(self, batch):
+        x = torch.stack([b["image"] for b in batch])
+        features = self.backbone(x)["p3"] if hasattr(self, "backbone") else self.trunk(x)
+        out = self.head(features)
+        return {"loss_fit": ((out.float() - torch.stack([b["target"][:1] for b in batch])) ** 2).mean()}
+
+
+def _probe_trainer(out: Path, model: nn.Module, amp, max_iter: int = 1) -> Trainer:
+    optimizer = make_optimizer(custom_param_groups(model, base_lr=0.01, weight_decay=None), name="ADAMW",
+                               base_lr=0.01, weight_decay=1e-4)
+    scheduler = WarmupCosineLR(optimizer, max_iter=max_iter, base_lr=0.01, warmup_iters=0)
+    return Trainer(model=model, optimizer=optimizer, scheduler=scheduler, make_data=toy_data(), max_iter=max_iter,
+                   output_dir=out, amp=amp, checkpoint_period=0, tensorboard=False)
+
+
+@pytest.mark.parametrize("amp", ["fp16", "bf16"])
+def test_mixed_precision_covers_only_the_backbone_as_detic_fp16(tmp_path, amp):
+    """Detic's CustomRCNN (FP16) autocasts the backbone alone and hands float32 features to the heads."""
+    seen: list = []
+    model = ProbeDetector(seen)
+    _probe_trainer(tmp_path, model, amp).train()
+    low = {"fp16": torch.float16, "bf16": torch.bfloat16}[amp]
+    assert seen == [("backbone", True, torch.float32, low), ("head", False, torch.float32, torch.float32)]
+    assert "forward" not in model.backbone.__dict__  # the scope is undone after the step
+
+
+def test_mixed_precision_without_a_backbone_autocasts_the_whole_forward(tmp_path):
+    seen: list = []
+    _probe_trainer(tmp_path, ProbeDetector(seen, with_backbone=False), "bf16").train()
+    assert [(name, on, produced) for name, on, _, produced in seen] == [("trunk", True, torch.bfloat16),
+                                                                         ("head", True, torch.bfloat16)]
+
+
+class SometimesUnused(nn.Module):
+    """`extra` takes part in the loss of the first iteration only (a head that later batches do not use)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.head, self.extra, self.calls = nn.Linear(4, 2), nn.Parameter(torch.ones(2)), 0
+
+    def forward(self, batch):
+        self.calls += 1
+        x = torch.stack([b["image"] for b in batch])
+        out = self.head(x) + (self.extra if self.calls == 1 else 0)
+        return {"loss_fit": (out ** 2).mean()}
+
+
+def test_parameters_without_gradient_in_a_batch_keep_their_adamw_momentum(tmp_path):
+    """The original zeroed gradients (torch 1.x): AdamW keeps moving a parameter by its momentum in batches
+    that give it no gradient; with gradients set to None it would freeze there."""
+    model = SometimesUnused()
+    values = []
+    trainer = _probe_trainer(tmp_path, model, None, max_iter=3)
+    trainer.on_step = lambda step: values.append(model.extra.detach().clone())
+    trainer.train()
+    assert model.extra.grad is not None and torch.equal(model.extra.grad, torch.zeros(2))
+    assert not torch.equal(values[0], values[1]) and not torch.equal(values[1], values[2])
+    assert (values[2] < values[1]).all() and (values[1] < values[0]).all()  # still moving the same way
