@@ -28,13 +28,7 @@ CASCADE_LOSSES = {f"loss_{n}_stage{k}" for n in ("cls", "box_reg") for k in rang
 CENTERNET_LOSSES = {"loss_centernet_loc", "loss_centernet_agn_pos", "loss_centernet_agn_neg"}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: steadier timing on a shared CPU (spinning OpenMP threads slow everyone)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _model(shared_dir, name: str, tmp_path, monkeypatch, extra=()):

@@ -34,13 +34,7 @@ R18_KEYS = CENTERNET | {"loss_mask"} | {f"loss_{n}_stage{k}" for n in ("cls", "b
 C4_KEYS = {"loss_rpn_cls", "loss_rpn_loc", "loss_cls", "loss_box_reg", "loss_image", "loss_caption"}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: steadier timing on a shared CPU (spinning OpenMP threads slow everyone)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _embeddings() -> torch.Tensor:

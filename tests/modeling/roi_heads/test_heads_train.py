@@ -22,13 +22,7 @@ SIZE = (64, 64)
 WEIGHTS = [(10.0, 10.0, 5.0, 5.0), (20.0, 20.0, 10.0, 10.0), (30.0, 30.0, 15.0, 15.0)]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: steadier timing on a shared CPU (spinning OpenMP threads slow everyone)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _predictor(input_size: int, weights=WEIGHTS[0]) -> DeticBoxPredictor:
