@@ -74,3 +74,15 @@ def parity_clip(shared_dir, tmp_path_factory) -> Path:
                         "--out", str(tmp)], check=True, capture_output=True)
         tmp.replace(out)
     return out
+
+
+def pytest_collection_modifyitems(config, items):
+    """`gpu` tests need a CUDA device: skipped, with the reason, where torch sees none."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device (none visible to torch)")
+    for item in items:
+        if item.get_closest_marker("gpu") is not None:
+            item.add_marker(skip)
