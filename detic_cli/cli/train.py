@@ -203,9 +203,6 @@ def train(
         torch_device = resolve_device(f"cuda:{dist.local_rank}")
     config_path = _config_path(row, config)
     cfg = load_config(config_path, list(overrides or []))
-    if cfg.MODEL.META_ARCHITECTURE == "DeformableDetr":
-        raise DeticError(f"{config_path}: Deformable DETR training is not available yet; train a CenterNet2 or C4 "
-                         "recipe, or use the released DETR checkpoints")
     out = output_dir_opt or output_dir(cfg, config_path)
     amp_dtype, note = amp_mode(cfg, amp, torch_device.type)
     if note:

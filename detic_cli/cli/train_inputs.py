@@ -74,8 +74,9 @@ def side_files(cfg: CfgNode) -> list[tuple[str, str, bool]]:
     the class frequencies of the federated loss / IGNORE_ZERO_CATS, and the ImageNet tar list and index."""
     box, loader = cfg.MODEL.ROI_BOX_HEAD, cfg.DATALOADER
     files: list[tuple[str, str, bool]] = []
-    if cfg.MODEL.META_ARCHITECTURE == "CustomRCNN" and (box.USE_FED_LOSS or box.IGNORE_ZERO_CATS) and \
-            box.CAT_FREQ_PATH:
+    rcnn_freq = cfg.MODEL.META_ARCHITECTURE == "CustomRCNN" and (box.USE_FED_LOSS or box.IGNORE_ZERO_CATS)
+    detr_freq = cfg.MODEL.META_ARCHITECTURE == "DeformableDetr" and cfg.MODEL.DETR.USE_FED_LOSS
+    if (rcnn_freq or detr_freq) and box.CAT_FREQ_PATH:
         files.append(("MODEL.ROI_BOX_HEAD.CAT_FREQ_PATH", str(box.CAT_FREQ_PATH), False))
     if loader.USE_TAR_DATASET:
         files += [("DATALOADER.TARFILE_PATH", str(loader.TARFILE_PATH), False),

@@ -99,3 +99,13 @@ def test_wrong_clip_file_is_one_line(parity_clip):
     model.text_encoder = TextEncoder(embed_dim=64, width=64, heads=2, layers=1)
     with pytest.raises(DeticError, match="not a CLIP ViT-B/32 text tower"):
         fill_text_encoder(model, None, str(parity_clip))
+
+
+def test_detr_federated_loss_needs_the_frequency_file(coco_spec):
+    detr = config_path("BoxSup-DeformDETR_L_R50_4x.yaml")
+    cfg = load_config(detr, [coco_spec])
+    assert cfg.MODEL.DETR.USE_FED_LOSS
+    assert [key for key, _, _ in side_files(cfg)] == ["MODEL.ROI_BOX_HEAD.CAT_FREQ_PATH"]
+    with pytest.raises(DeticError, match="detic data prepare lvis-norare"):
+        check_datasets(cfg)
+    assert side_files(load_config(detr, [coco_spec, "MODEL.DETR.USE_FED_LOSS=False"])) == []

@@ -5,6 +5,10 @@ bottom/right to the batch's largest size with a padding mask; scores are sigmoid
 the detections are the top TEST.DETECTIONS_PER_IMAGE (query, class) pairs, several classes per
 query allowed, with no score threshold and no NMS (the original ignores ROI_HEADS.SCORE_THRESH_TEST
 for this architecture). Boxes are scaled straight to the original image size, without clipping.
+
+In training mode the same padded batch runs through every decoder layer and the two-stage proposals,
+and `SetCriterion` (criterion.py) returns the weighted `loss_*` terms; with image labels
+(WITH_IMAGE_LABELS) image-labelled batches add WEAK_WEIGHT * the max-size loss as `loss_image`.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ import torch
 from torch import nn
 
 from detic_cli.errors import DeticError
-from detic_cli.modeling.detr.box_ops import box_cxcywh_to_xyxy
+from detic_cli.modeling.detr.box_ops import box_cxcywh_to_xyxy, inverse_sigmoid
+from detic_cli.modeling.detr.criterion import DetrOutput, SetCriterion, max_size_image_loss, targets_from_instances
 from detic_cli.modeling.detr.deformable_detr import DeformableDETR
 from detic_cli.structures import Boxes, Instances
 
@@ -44,8 +49,14 @@ class DeformableDetr(nn.Module):
     size_divisibility = 0
 
     def __init__(self, *, detr: DeformableDETR, num_classes: int, pixel_mean: list[float], pixel_std: list[float],
-                 input_format: str = "RGB", test_topk: int = 300, group_by_size: bool = True) -> None:
+                 input_format: str = "RGB", test_topk: int = 300, group_by_size: bool = True,
+                 criterion: SetCriterion | None = None, deep_supervision: bool = True,
+                 with_image_labels: bool = False, weak_weight: float = 0.1) -> None:
         super().__init__()
+        self.criterion = criterion
+        self.deep_supervision = deep_supervision
+        self.with_image_labels = with_image_labels
+        self.weak_weight = weak_weight
         self.detr = detr
         self.num_classes = num_classes
         self.input_format = input_format
@@ -71,9 +82,41 @@ class DeformableDetr(nn.Module):
 
     def forward(self, batched_inputs: list[dict[str, Any]]):
         if self.training:
-            raise DeticError("Deformable DETR training is not available yet (its Hungarian-matching losses are not "
-                             "implemented); train a CenterNet2 or C4 recipe, or use the released DETR checkpoints")
+            return self.losses(batched_inputs)
         return self.inference(batched_inputs)
+
+    def _all_outputs(self, batch: torch.Tensor, mask: torch.Tensor) -> tuple[list[DetrOutput], DetrOutput]:
+        """Normalised padded batch -> (decoder outputs first to last layer, encoder proposals), boxes cxcywh."""
+        detr = self.detr
+        out = detr.transformer(*detr._levels(batch, mask))
+        layers = []
+        for lvl in range(out.hs.shape[0]):
+            reference = out.init_reference if lvl == 0 else out.inter_references[lvl - 1]
+            boxes = (detr.bbox_embed[lvl](out.hs[lvl]) + inverse_sigmoid(reference)).sigmoid()
+            layers.append({"pred_logits": detr.class_embed[lvl](out.hs[lvl]), "pred_boxes": boxes})
+        return layers, {"pred_logits": out.enc_class, "pred_boxes": out.enc_coord_unact.sigmoid()}
+
+    def losses(self, batched_inputs: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        """Training-contract batch (gt_boxes XYXY in each image's (H, W) frame) -> scalar `loss_*` terms."""
+        if self.criterion is None:
+            raise DeticError("this Deformable DETR was built without training losses; build it from a config")
+        ann_type = batched_inputs[0].get("ann_type", "box")
+        weak = ann_type in ("image", "captiontag")
+        if ann_type != "box" and not (weak and self.with_image_labels):
+            raise DeticError(f"Deformable DETR trains on box annotations (or image labels with WITH_IMAGE_LABELS), "
+                             f"not ann_type {ann_type!r}: fix DATALOADER.DATASET_ANN")
+        images = [(x["image"].to(self.device).float() - self.pixel_mean) / self.pixel_std for x in batched_inputs]
+        layers, enc = self._all_outputs(*pad_with_mask(images))
+        targets = targets_from_instances([x["instances"].to(self.device) for x in batched_inputs])
+        losses = self.criterion(layers if self.deep_supervision else layers[-1:], targets, enc)
+        if self.with_image_labels:
+            if weak:
+                losses["loss_image"] = self.weak_weight * max_size_image_loss(
+                    layers if self.deep_supervision else layers[-1:],
+                    [list(x["pos_category_ids"]) for x in batched_inputs])
+            else:
+                losses["loss_image"] = layers[-1]["pred_logits"].sum() * 0.0
+        return losses
 
     def _groups(self, images: list[torch.Tensor]) -> list[list[int]]:
         """Indices run together: same-size images (no padding, as the demo's one-image calls) or all at once."""
