@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -44,6 +46,30 @@ def parity_checkpoint(shared_dir, tmp_path_factory):
         return made[(config, seed)]
 
     return make
+
+
+class ParityKeys:
+    """One part of an original config in the parity material: its manifest keys and shapes, and the tensors
+    make_checkpoint.py writes for them (same generator, only the keys asked for). Keys are given and returned
+    without `prefix` (e.g. "backbone.bottom_up.")."""
+
+    def __init__(self, shared: Path) -> None:
+        self.manifests = json.loads((shared / "parity" / "manifests.json").read_text())
+        spec = importlib.util.spec_from_file_location("parity_weights", shared / "parity" / "parity_weights.py")
+        self.module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(self.module)
+
+    def manifest(self, config: str, prefix: str) -> dict[str, tuple[int, ...]]:
+        return {k[len(prefix):]: tuple(v) for k, v in self.manifests[config].items() if k.startswith(prefix)}
+
+    def weights(self, keys: dict[str, tuple[int, ...]], prefix: str, seed: int = 0) -> dict:
+        full = self.module.parity_state_dict({prefix + k: list(s) for k, s in keys.items()}, seed)
+        return {k[len(prefix):]: v for k, v in full.items()}
+
+
+@pytest.fixture(scope="session")
+def parity_keys(shared_dir) -> ParityKeys:
+    return ParityKeys(shared_dir)
 
 
 @pytest.fixture

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 
@@ -15,29 +11,17 @@ CONFIG = "Detic_LCOCOI21k_CLIP_CXT21k_640b32_4x_ft4x_max-size.yaml"
 PREFIX = "backbone.bottom_up."
 
 
-def _manifest(shared: Path) -> dict[str, list[int]]:
-    keys = json.loads((shared / "parity" / "manifests.json").read_text())[CONFIG]
-    return {k[len(PREFIX) :]: v for k, v in keys.items() if k.startswith(PREFIX)}
-
-
-def _parity_weights(shared: Path, keys: dict[str, list[int]]) -> dict[str, torch.Tensor]:
-    sys.path.insert(0, str(shared / "parity"))
-    try:
-        from parity_weights import parity_state_dict
-    finally:
-        sys.path.pop(0)
-    return {k[len(PREFIX) :]: v for k, v in parity_state_dict({PREFIX + k: s for k, s in keys.items()}, 0).items()}
 
 
 @pytest.fixture(scope="module")
-def weights(shared_dir: Path) -> dict[str, torch.Tensor]:
-    return _parity_weights(shared_dir, _manifest(shared_dir))
+def weights(parity_keys) -> dict[str, torch.Tensor]:
+    return parity_keys.weights(parity_keys.manifest(CONFIG, PREFIX), PREFIX)
 
 
-def test_state_dict_keys_and_shapes_match_manifest(shared_dir: Path) -> None:
+def test_state_dict_keys_and_shapes_match_manifest(parity_keys) -> None:
     model = TimmConvNeXt(base_name="convnext_tiny_21k", out_levels=(2, 3, 4))
-    got = {k: list(v.shape) for k, v in model.state_dict().items()}
-    assert got == _manifest(shared_dir)
+    got = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    assert got == parity_keys.manifest(CONFIG, PREFIX)
 
 
 def test_metadata_matches_fpn_inputs() -> None:

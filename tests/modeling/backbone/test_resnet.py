@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import cv2
@@ -32,18 +31,6 @@ def _config(shared_dir, name):
     return load_config(shared_dir / "detic-reference" / "configs" / name)
 
 
-def _manifest(shared_dir, name: str, prefix: str) -> dict[str, tuple[int, ...]]:
-    manifests = json.loads((shared_dir / "parity" / "manifests.json").read_text())
-    return {k[len(prefix) :]: tuple(v) for k, v in manifests[name].items() if k.startswith(prefix)}
-
-
-def _parity_weights(shared_dir, keys: dict[str, tuple[int, ...]], prefix: str, seed: int = 0):
-    """The tensors make_checkpoint.py writes for these keys (same generator, only the keys asked for)."""
-    spec = importlib.util.spec_from_file_location("parity_weights", shared_dir / "parity" / "parity_weights.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    full = module.parity_state_dict({prefix + k: list(s) for k, s in keys.items()}, seed)
-    return {k[len(prefix) :]: v for k, v in full.items()}
 
 
 def _shapes(module: nn.Module) -> dict[str, tuple[int, ...]]:
@@ -51,27 +38,27 @@ def _shapes(module: nn.Module) -> dict[str, tuple[int, ...]]:
 
 
 @pytest.mark.parametrize("name", C4_CONFIGS)
-def test_c4_backbone_keys_match_the_original_checkpoint(shared_dir, name):
+def test_c4_backbone_keys_match_the_original_checkpoint(parity_keys, shared_dir, name):
     backbone = build_resnet_backbone(_config(shared_dir, name))
-    assert _shapes(backbone) == _manifest(shared_dir, name, "backbone.")
+    assert _shapes(backbone) == parity_keys.manifest(name, "backbone.")
     assert backbone.out_features == ["res4"]
     assert backbone.out_channels == {"res4": 1024} and backbone.out_strides == {"res4": 16}
     assert isinstance(backbone, Backbone) and backbone.size_divisibility == 0
 
 
 @pytest.mark.parametrize("name", C4_CONFIGS)
-def test_c4_res5_head_stage_keys_match(shared_dir, name):
+def test_c4_res5_head_stage_keys_match(parity_keys, shared_dir, name):
     res5 = build_res5_stage(_config(shared_dir, name))
-    assert _shapes(res5) == _manifest(shared_dir, name, "roi_heads.res5.")
+    assert _shapes(res5) == parity_keys.manifest(name, "roi_heads.res5.")
     x = torch.randn(2, 1024, 14, 14)
     assert res5.eval()(x).shape == (2, 2048, 7, 7)
 
 
-def test_deformable_detr_backbone_has_the_same_layout(shared_dir):
+def test_deformable_detr_backbone_has_the_same_layout(parity_keys, shared_dir):
     """The Deformable DETR rows keep a detectron2 ResNet under `detr.backbone.0.backbone.` (torchvision strides)."""
     cfg = _config(shared_dir, DETR_CONFIG)
     backbone = build_resnet_backbone(cfg)
-    assert _shapes(backbone) == _manifest(shared_dir, DETR_CONFIG, DETR_PREFIX)
+    assert _shapes(backbone) == parity_keys.manifest(DETR_CONFIG, DETR_PREFIX)
     assert backbone.out_strides == {"res3": 8, "res4": 16, "res5": 32}
     assert backbone.out_channels == {"res3": 512, "res4": 1024, "res5": 2048}
     block = backbone.res3[0]
@@ -128,12 +115,12 @@ def _resize_shortest_edge(img: np.ndarray, short: int, max_size: int) -> np.ndar
 
 
 @pytest.fixture(scope="module")
-def chelsea_res4(shared_dir):
+def chelsea_res4(parity_keys, shared_dir):
     """res4 of the C4 parity checkpoint (seed 0) on the chelsea case input, computed once."""
     name = "BoxSup_OVCOCO_CLIP_R50_1x.yaml"
     cfg = _config(shared_dir, name)
     backbone = build_resnet_backbone(cfg).eval()
-    weights = _parity_weights(shared_dir, _manifest(shared_dir, name, "backbone."), "backbone.")
+    weights = parity_keys.weights(parity_keys.manifest(name, "backbone."), "backbone.")
     backbone.load_state_dict(weights, strict=True)
     img = cv2.imread(str(shared_dir / "parity" / "images" / "chelsea.jpg"))  # BGR, the config's format
     img = _resize_shortest_edge(img, cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST)

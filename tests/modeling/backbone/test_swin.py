@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -17,18 +13,6 @@ PREFIX = "backbone.bottom_up."
 DERIVED = "relative_position_index"
 
 
-def _manifest(shared: Path) -> dict[str, list[int]]:
-    keys = json.loads((shared / "parity" / "manifests.json").read_text())[CONFIG]
-    return {k[len(PREFIX) :]: v for k, v in keys.items() if k.startswith(PREFIX)}
-
-
-def _parity_weights(shared: Path, keys: dict[str, list[int]]) -> dict[str, torch.Tensor]:
-    sys.path.insert(0, str(shared / "parity"))
-    try:
-        from parity_weights import parity_state_dict
-    finally:
-        sys.path.pop(0)
-    return {k[len(PREFIX) :]: v for k, v in parity_state_dict({PREFIX + k: s for k, s in keys.items()}, 0).items()}
 
 
 @pytest.fixture(scope="module")
@@ -36,18 +20,18 @@ def swin_b() -> SwinTransformer:
     return build_swin("B-22k").eval()
 
 
-def test_state_dict_keys_and_shapes_match_manifest(shared_dir: Path, swin_b: SwinTransformer) -> None:
-    manifest = _manifest(shared_dir)
+def test_state_dict_keys_and_shapes_match_manifest(parity_keys, swin_b: SwinTransformer) -> None:
+    manifest = parity_keys.manifest(CONFIG, PREFIX)
     expected = {k: v for k, v in manifest.items() if not k.endswith(DERIVED)}
-    got = {k: list(v.shape) for k, v in swin_b.state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in swin_b.state_dict().items()}
     assert got == expected
     # the derived index the original saves has the manifest's shape
     index = swin_b.layers[0].blocks[0].attn.relative_position_index
-    assert list(index.shape) == manifest["layers.0.blocks.0.attn.relative_position_index"]
+    assert tuple(index.shape) == manifest["layers.0.blocks.0.attn.relative_position_index"]
 
 
-def test_parity_checkpoint_loads_strictly_with_or_without_index(shared_dir: Path, swin_b: SwinTransformer) -> None:
-    weights = _parity_weights(shared_dir, _manifest(shared_dir))
+def test_parity_checkpoint_loads_strictly_with_or_without_index(parity_keys, swin_b: SwinTransformer) -> None:
+    weights = parity_keys.weights(parity_keys.manifest(CONFIG, PREFIX), PREFIX)
     assert not any(k.endswith(DERIVED) for k in weights)
     swin_b.load_state_dict(weights, strict=True)
     # official checkpoints also carry the index: accepted and ignored

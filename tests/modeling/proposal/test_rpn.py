@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 
@@ -29,18 +28,6 @@ def _config(shared_dir, name):
     return load_config(shared_dir / "detic-reference" / "configs" / name)
 
 
-def _manifest(shared_dir, name: str, prefix: str) -> dict[str, tuple[int, ...]]:
-    manifests = json.loads((shared_dir / "parity" / "manifests.json").read_text())
-    return {k[len(prefix):]: tuple(v) for k, v in manifests[name].items() if k.startswith(prefix)}
-
-
-def _parity_weights(shared_dir, keys: dict[str, tuple[int, ...]], prefix: str, seed: int = 0):
-    """The tensors make_checkpoint.py writes for these keys (same generator, only the keys asked for)."""
-    spec = importlib.util.spec_from_file_location("parity_weights", shared_dir / "parity" / "parity_weights.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    full = module.parity_state_dict({prefix + k: list(s) for k, s in keys.items()}, seed)
-    return {k[len(prefix):]: v for k, v in full.items()}
 
 
 def _small_rpn(**kwargs) -> RPN:
@@ -50,11 +37,11 @@ def _small_rpn(**kwargs) -> RPN:
 
 
 @pytest.mark.parametrize("name", C4_CONFIGS)
-def test_rpn_keys_and_settings_from_the_c4_configs(shared_dir, name):
+def test_rpn_keys_and_settings_from_the_c4_configs(parity_keys, shared_dir, name):
     cfg = _config(shared_dir, name)
     rpn = build_rpn(cfg, {"res4": (1024, 16)})
     shapes = {k: tuple(v.shape) for k, v in rpn.state_dict().items()}
-    assert shapes == _manifest(shared_dir, name, "proposal_generator.")
+    assert shapes == parity_keys.manifest(name, "proposal_generator.")
     assert rpn.in_features == ["res4"] and rpn.anchor_generator.offset == 0.0
     assert rpn.anchor_generator.num_cell_anchors == [15]
     assert rpn.pre_nms_topk == {True: 12000, False: 6000} and rpn.post_nms_topk == {True: 2000, False: 1000}
@@ -146,13 +133,13 @@ def _c4_input(shared_dir, cfg) -> torch.Tensor:
 
 
 @pytest.fixture(scope="module")
-def chelsea_proposals(shared_dir):
+def chelsea_proposals(parity_keys, shared_dir):
     """Backbone + RPN of the C4 parity checkpoint (seed 0) on the chelsea input, computed once."""
     cfg = _config(shared_dir, C4)
     backbone = build_resnet_backbone(cfg).eval()
     rpn = build_rpn(cfg, feature_shapes(backbone)).eval()
     for module, prefix in ((backbone, "backbone."), (rpn, "proposal_generator.")):
-        module.load_state_dict(_parity_weights(shared_dir, _manifest(shared_dir, C4, prefix), prefix), strict=True)
+        module.load_state_dict(parity_keys.weights(parity_keys.manifest(C4, prefix), prefix), strict=True)
     images = ImageList.from_tensors([_c4_input(shared_dir, cfg)], backbone.size_divisibility)
     with torch.no_grad():
         return images, rpn(images, backbone(images.tensor))[0]
