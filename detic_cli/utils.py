@@ -7,10 +7,11 @@ vocabulary cache use it in processes that never touch a model.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import platformdirs
 
@@ -63,3 +64,22 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
         while block := handle.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+def read_json(path: str | Path) -> Any:
+    """The parsed content of the JSON file `path`; a missing or malformed file is a one-line DeticError."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except FileNotFoundError as exc:
+        raise DeticError(f"{path}: file not found") from exc
+    except (OSError, ValueError) as exc:
+        raise DeticError(f"{path}: not a readable json file ({str(exc).splitlines()[0][:120]})") from exc
+
+
+def read_dataset_json(path: str | Path, *, keys: tuple[str, ...] = ("images", "categories")) -> dict[str, Any]:
+    """A COCO/LVIS-style json object holding list fields `keys`."""
+    data = read_json(path)
+    if not isinstance(data, dict) or any(not isinstance(data.get(k), list) for k in keys):
+        raise DeticError(f"{path}: expected a COCO/LVIS json object with {', '.join(repr(k) for k in keys)} lists")
+    return data

@@ -12,7 +12,6 @@ Masks stay in their json form; the mapper rasterizes them after augmentation.
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from PIL import Image
 
 from detic_cli.data.train_catalog import TrainDataset
 from detic_cli.errors import DeticError
+from detic_cli.utils import read_dataset_json
 
 Record = dict[str, Any]
 
@@ -38,25 +38,13 @@ class LoadedDataset:
 
 def load_dataset(dataset: TrainDataset, *, with_masks: bool, dataset_source: int = 0) -> LoadedDataset:
     """Read `dataset.annotation` in its style ("lvis" or "coco")."""
-    data = read_json(dataset.annotation)
+    data = read_dataset_json(dataset.annotation, keys=("images",))
     if dataset.style == "coco":
         return load_coco_json(data, dataset.image_root, with_masks=with_masks, dataset_source=dataset_source,
                               source=str(dataset.annotation))
     return load_lvis_json(data, dataset.image_root, with_masks=with_masks, dataset_source=dataset_source,
                           source=str(dataset.annotation))
 
-
-def read_json(path: Path) -> dict[str, Any]:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
-    except FileNotFoundError as exc:
-        raise DeticError(f"{path}: annotation file not found") from exc
-    except (OSError, ValueError) as exc:
-        raise DeticError(f"{path}: not a readable json file ({str(exc).splitlines()[0][:120]})") from exc
-    if not isinstance(data, dict) or not isinstance(data.get("images"), list):
-        raise DeticError(f"{path}: expected a COCO/LVIS json with an 'images' list")
-    return data
 
 
 def category_map(data: dict[str, Any]) -> tuple[dict[int, int], list[str], list[int]]:

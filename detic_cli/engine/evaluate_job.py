@@ -27,7 +27,7 @@ from detic_cli.errors import DeticError
 from detic_cli.evaluation import dataset_category_ids, evaluate_results, to_coco_results
 from detic_cli.evaluation.api import BOX_ONLY
 from detic_cli.structures import Instances
-from detic_cli.utils import atomic_write_bytes
+from detic_cli.utils import atomic_write_bytes, read_dataset_json
 
 Predict = Callable[[list[np.ndarray]], list[Instances]]
 SHARDS = "shards"
@@ -74,11 +74,11 @@ def barrier(info: DistInfo) -> None:
 
 def load_ground_truth(dataset: Dataset) -> dict[str, Any]:
     try:
-        data = json.loads(dataset.annotation.read_text())
-    except (OSError, ValueError) as exc:
-        raise DeticError(f"--dataset {dataset.name}: cannot read {dataset.annotation} ({type(exc).__name__})") from exc
-    if not isinstance(data, dict) or not isinstance(data.get("images"), list) or not data.get("categories"):
-        raise DeticError(f"--dataset {dataset.name}: {dataset.annotation} has no images/categories lists")
+        data = read_dataset_json(dataset.annotation)
+    except DeticError as exc:
+        raise DeticError(f"--dataset {dataset.name}: {exc}") from None
+    if not data["categories"]:
+        raise DeticError(f"--dataset {dataset.name}: {dataset.annotation} has no categories")
     return data
 
 

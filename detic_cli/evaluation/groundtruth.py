@@ -11,7 +11,6 @@ Two rule sets decide which annotations count, exactly as the reference tools do:
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -20,6 +19,7 @@ import numpy as np
 import pycocotools.mask as mask_utils
 
 from detic_cli.errors import DeticError
+from detic_cli.utils import read_dataset_json
 
 Rules = Literal["lvis", "coco", "oid"]
 IouType = Literal["bbox", "segm"]
@@ -29,14 +29,7 @@ def load_json(source: str | Path | dict[str, Any]) -> dict[str, Any]:
     """An annotation file's content; a dict is returned as is."""
     if isinstance(source, dict):
         return source
-    path = Path(source)
-    if not path.is_file():
-        raise DeticError(f"annotation file not found: {path}")
-    with path.open() as f:
-        data = json.load(f)
-    if not isinstance(data, dict) or "images" not in data or "categories" not in data:
-        raise DeticError(f"{path}: not a COCO/LVIS annotation file (needs 'images' and 'categories')")
-    return data
+    return read_dataset_json(source)
 
 
 def to_rle(segm: Any, height: int, width: int) -> dict[str, Any]:

@@ -18,7 +18,6 @@ here the rows always follow the detections.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from detic_cli.evaluation.detections import Detections, build_detections, check_
 from detic_cli.evaluation.groundtruth import GroundTruth, build_ground_truth
 from detic_cli.evaluation.pairs import pair_keys, score_order
 from detic_cli.evaluation.summary import percent
+from detic_cli.utils import read_json
 
 OID_MAX_DETS = 300
 Entries = tuple[np.ndarray, np.ndarray]  # scores, true-positive flags
@@ -176,10 +176,7 @@ def _read_hierarchy(hierarchy: str | Path | dict[str, Any]) -> dict[str, Any]:
     """The OpenImages label hierarchy tree ({"LabelName", "Subcategory": [...]}) from a dict or a JSON file."""
     if isinstance(hierarchy, dict):
         return hierarchy
-    path = Path(hierarchy)
-    if not path.is_file():
-        raise DeticError(f"OpenImages hierarchy file {path} not found: put the challenge label hierarchy JSON there")
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise DeticError(f"OpenImages hierarchy file {path} is not valid JSON ({exc})") from None
+    tree = read_json(hierarchy)
+    if not isinstance(tree, dict) or "LabelName" not in tree:
+        raise DeticError(f"{hierarchy}: not an OpenImages label hierarchy (a JSON object with 'LabelName')")
+    return tree

@@ -15,29 +15,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from detic_cli.errors import DeticError
+from detic_cli.utils import read_dataset_json, read_json
+
+__all__ = ["read_dataset_json", "read_json", "write_json", "dataset_json_writer"]
 
 _ENCODER = json.JSONEncoder()
 _BUFFER = 1 << 20
 
 
-def read_json(path: Path) -> Any:
-    """The parsed content of `path`; a missing or malformed file is a one-line DeticError."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except FileNotFoundError as exc:
-        raise DeticError(f"{path}: file not found") from exc
-    except (OSError, ValueError) as exc:
-        raise DeticError(f"{path}: not a readable json file ({str(exc).splitlines()[0][:120]})") from exc
-
-
-def read_dataset_json(path: Path, *, keys: tuple[str, ...] = ("images", "categories")) -> dict[str, Any]:
-    """A COCO/LVIS-style json object holding list fields `keys`."""
-    data = read_json(path)
-    if not isinstance(data, dict) or any(not isinstance(data.get(k), list) for k in keys):
-        raise DeticError(f"{path}: expected a COCO/LVIS json object with {', '.join(repr(k) for k in keys)} lists")
-    return data
 
 
 @contextmanager
