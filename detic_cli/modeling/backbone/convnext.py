@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from detic_cli.layers.drop_path import drop_path
 from detic_cli.layers.mlp import Mlp
 from detic_cli.modeling.backbone.base import Backbone
 
@@ -38,14 +39,6 @@ CONVNEXT_SIZES: dict[str, ConvNeXtSize] = {
     "convnext_large": ConvNeXtSize((3, 3, 27, 3), (192, 384, 768, 1536)),
 }
 
-
-def drop_path(x: torch.Tensor, rate: float, training: bool) -> torch.Tensor:
-    """Stochastic depth per sample (batch dim 0); identity at inference or when rate is 0."""
-    if rate <= 0.0 or not training:
-        return x
-    keep = 1.0 - rate
-    mask = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(keep)
-    return x * mask / keep
 
 
 class LayerNorm2d(nn.LayerNorm):

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from detic_cli.layers.drop_path import drop_path
 from detic_cli.layers.mlp import Mlp
 from detic_cli.modeling.backbone.base import Backbone
 
@@ -44,14 +45,6 @@ SWIN_SIZES: dict[str, SwinSize] = {
     "L-22k-384": SwinSize(192, (2, 2, 18, 2), (6, 12, 24, 48), 12, 0.3),
 }
 
-
-def drop_path(x: torch.Tensor, rate: float, training: bool) -> torch.Tensor:
-    """Stochastic depth per sample (batch dim 0); identity at inference or when rate is 0."""
-    if rate <= 0.0 or not training:
-        return x
-    keep = 1.0 - rate
-    mask = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(keep)
-    return x * mask / keep
 
 
 def relative_position_index(window: int) -> torch.Tensor:
