@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import cv2
 import numpy as np
 import pytest
 
@@ -16,21 +15,11 @@ CATEGORIES = {1: "person", 17: "cat", 18: "dog"}  # COCO ids
 
 
 @pytest.fixture(scope="module")
-def tiny_coco(shared_dir, tmp_path_factory):
+def tiny_coco(shared_dir, tmp_path_factory, parity_crops):
     """3 crops of the parity pictures with box+polygon ground truth, and a 3-row vocabulary .npy."""
     root = tmp_path_factory.mktemp("tiny_coco")
     (root / "images").mkdir()
-    gt: dict = {"images": [], "annotations": [], "categories": [{"id": k, "name": v} for k, v in CATEGORIES.items()]}
-    crops = [("astronaut", 100, 60, 1), ("chelsea", 0, 0, 17), ("chelsea", 120, 40, 18)]
-    for i, (name, x0, y0, cat) in enumerate(crops):
-        pixels = cv2.imread(str(shared_dir / f"parity/images/{name}.jpg"))[y0:y0 + 150, x0:x0 + 200]
-        cv2.imwrite(str(root / "images" / f"{i}.jpg"), pixels)
-        h, w = pixels.shape[:2]
-        gt["images"].append({"id": 100 + i, "file_name": f"{i}.jpg", "height": h, "width": w})
-        x, y, bw, bh = w * 0.2, h * 0.1, w * 0.6, h * 0.8
-        gt["annotations"].append({"id": i + 1, "image_id": 100 + i, "category_id": cat, "bbox": [x, y, bw, bh],
-                                  "area": bw * bh, "iscrowd": 0,
-                                  "segmentation": [[x, y, x + bw, y, x + bw, y + bh, x, y + bh]]})
+    gt = parity_crops(root / "images", [("astronaut", 100, 60, 1), ("chelsea", 0, 0, 17), ("chelsea", 120, 40, 18)])
     (root / "gt.json").write_text(json.dumps(gt))
     coco_ids = sorted(c["id"] for c in json.loads((shared_dir / "detic-metadata/coco_categories.json").read_text()))
     table = np.load(shared_dir / "detic-metadata/coco_clip_a+cname.npy")

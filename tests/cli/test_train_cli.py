@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 
-import cv2
 import numpy as np
 import pytest
 import torch
@@ -22,22 +21,13 @@ SMALL = ["MODEL.ROI_HEADS.NUM_CLASSES=3", "MODEL.ROI_BOX_HEAD.USE_FED_LOSS=False
 
 
 @pytest.fixture(scope="module")
-def datasets_root(shared_dir, tmp_path_factory):
+def datasets_root(shared_dir, tmp_path_factory, parity_crops):
     """$DETIC_DATASETS with tiny/{gt.json,images/} (4 crops, boxes + polygons) and metadata/tiny_clip.npy."""
     root = tmp_path_factory.mktemp("datasets")
     images = root / "tiny" / "images"
     images.mkdir(parents=True)
-    gt: dict = {"images": [], "annotations": [], "categories": [{"id": k, "name": v} for k, v in CATEGORIES.items()]}
-    crops = [("astronaut", 100, 60, 1), ("chelsea", 0, 0, 17), ("chelsea", 120, 40, 18), ("astronaut", 0, 0, 1)]
-    for i, (name, x0, y0, cat) in enumerate(crops):
-        pixels = cv2.imread(str(shared_dir / f"parity/images/{name}.jpg"))[y0:y0 + 150, x0:x0 + 200]
-        cv2.imwrite(str(images / f"{i}.jpg"), pixels)
-        h, w = pixels.shape[:2]
-        gt["images"].append({"id": 100 + i, "file_name": f"{i}.jpg", "height": h, "width": w})
-        x, y, bw, bh = w * 0.2, h * 0.1, w * 0.6, h * 0.8
-        gt["annotations"].append({"id": i + 1, "image_id": 100 + i, "category_id": cat, "bbox": [x, y, bw, bh],
-                                  "area": bw * bh, "iscrowd": 0,
-                                  "segmentation": [[x, y, x + bw, y, x + bw, y + bh, x, y + bh]]})
+    gt = parity_crops(images, [("astronaut", 100, 60, 1), ("chelsea", 0, 0, 17), ("chelsea", 120, 40, 18),
+                               ("astronaut", 0, 0, 1)])
     (root / "tiny" / "gt.json").write_text(json.dumps(gt))
     (root / "coco" / "annotations").mkdir(parents=True)  # the same pictures as the named coco_2017_val
     shutil.copytree(images, root / "coco" / "val2017")
