@@ -1,4 +1,4 @@
-"""Generic dense-detection losses: the CornerNet/CenterNet heatmap focal loss and IoU/GIoU box losses.
+"""Generic detection losses: the CornerNet/CenterNet heatmap focal loss, IoU/GIoU and smooth-L1 box losses.
 
 Every function returns summed (or per-element) losses; callers normalise (e.g. by the number of
 positives averaged over processes, see `mean_over_processes`).
@@ -10,7 +10,7 @@ import torch
 import torch.distributed as dist
 from torchvision.ops import generalized_box_iou_loss
 
-__all__ = ["binary_heatmap_focal_loss", "giou_loss_xyxy", "ltrb_iou_loss", "mean_over_processes"]
+__all__ = ["binary_heatmap_focal_loss", "giou_loss_xyxy", "ltrb_iou_loss", "mean_over_processes", "smooth_l1_loss"]
 
 
 def binary_heatmap_focal_loss(logits: torch.Tensor, targets: torch.Tensor, pos_inds: torch.Tensor, *,
@@ -87,3 +87,11 @@ def mean_over_processes(value: torch.Tensor) -> torch.Tensor:
     value = value.clone()
     dist.all_reduce(value, op=dist.ReduceOp.SUM)
     return value / dist.get_world_size()
+
+
+def smooth_l1_loss(pred: torch.Tensor, target: torch.Tensor, beta: float) -> torch.Tensor:
+    """Summed smooth L1 (plain L1 when beta < 1e-5, as detectron2/fvcore)."""
+    diff = (pred - target).abs()
+    if beta < 1e-5:
+        return diff.sum()
+    return torch.where(diff < beta, 0.5 * diff * diff / beta, diff - 0.5 * beta).sum()

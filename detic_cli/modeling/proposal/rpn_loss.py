@@ -15,20 +15,13 @@ import torch.nn.functional as F
 from torchvision.ops import complete_box_iou_loss, distance_box_iou_loss, generalized_box_iou_loss
 
 from detic_cli.layers.box_transform import Box2BoxTransform
+from detic_cli.layers.losses import smooth_l1_loss
 from detic_cli.modeling.matching import match_by_iou, subsample_labels
 from detic_cli.structures import Boxes, pairwise_iou
 
-__all__ = ["RPNLoss", "match_by_iou", "smooth_l1_loss", "subsample_labels"]
+__all__ = ["RPNLoss"]
 
 _IOU_LOSSES = {"giou": generalized_box_iou_loss, "diou": distance_box_iou_loss, "ciou": complete_box_iou_loss}
-
-
-def smooth_l1_loss(pred: torch.Tensor, target: torch.Tensor, beta: float) -> torch.Tensor:
-    """Summed smooth L1 (plain L1 when beta < 1e-5, as detectron2/fvcore)."""
-    diff = (pred - target).abs()
-    if beta < 1e-5:
-        return diff.sum()
-    return torch.where(diff < beta, 0.5 * diff * diff / beta, diff - 0.5 * beta).sum()
 
 
 class RPNLoss:

@@ -17,7 +17,7 @@ from torchvision.ops import generalized_box_iou_loss
 
 from detic_cli.errors import DeticError
 from detic_cli.layers.box_transform import Box2BoxTransform
-from detic_cli.modeling.proposal.rpn_loss import smooth_l1_loss
+from detic_cli.layers.losses import smooth_l1_loss
 from detic_cli.modeling.roi_heads.classification_losses import (
     ZERO_FREQ_EPS,
     load_class_freq,

@@ -14,9 +14,10 @@ from PIL import Image
 from detic_cli.config import load_config
 from detic_cli.layers.box_transform import Box2BoxTransform
 from detic_cli.modeling.build_resnet import build_resnet_backbone, build_rpn, feature_shapes
+from detic_cli.modeling.matching import match_by_iou, subsample_labels
 from detic_cli.modeling.proposal.anchors import DefaultAnchorGenerator, cell_anchors
 from detic_cli.modeling.proposal.rpn import RPN, find_top_proposals
-from detic_cli.modeling.proposal.rpn_loss import RPNLoss, match_by_iou, subsample_labels
+from detic_cli.modeling.proposal.rpn_loss import RPNLoss
 from detic_cli.structures import Boxes, ImageList
 
 C4 = "BoxSup_OVCOCO_CLIP_R50_1x.yaml"
