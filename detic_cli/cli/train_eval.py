@@ -1,9 +1,9 @@
 """Evaluation during `detic train` (TEST.EVAL_PERIOD > 0): the model being trained on DATASETS.TEST.
 
 As the original `do_test`: each named test dataset is evaluated with MODEL.TEST_CLASSIFIERS[d] when
-MODEL.RESET_CLS_TESTS is set, else with the dataset's own built-in vocabulary. The weights of the
-moment go to a temporary file and a separate inference model reads them (the training model and
-its vocabulary stay untouched). Results land in `OUTPUT/inference/iter_NNNNNNN/<dataset>/` and as
+MODEL.RESET_CLS_TESTS is set, else with the dataset's own built-in vocabulary. A separate inference
+model is built from the weights of the moment, in memory (the training model and its vocabulary
+stay untouched). Results land in `OUTPUT/inference/iter_NNNNNNN/<dataset>/` and as
 `<dataset>/<metric>` fields of a metrics.json line. Datasets and vocabularies are checked when
 training starts, not when the first evaluation comes.
 """
@@ -22,7 +22,6 @@ from detic_cli.cli.common import resolve_classifier
 from detic_cli.config import CfgNode
 from detic_cli.data.catalog import LAYOUTS, Dataset, resolve_dataset
 from detic_cli.data.paths import dataset_path
-from detic_cli.engine.checkpointer import atomic_torch_save
 from detic_cli.engine.evaluate_job import DistInfo, EvaluateJob, barrier, iou_types, load_ground_truth
 from detic_cli.engine.trainer import EvalFn
 from detic_cli.errors import DeticError
@@ -80,23 +79,18 @@ def periodic_eval(cfg: CfgNode, *, output_dir: Path, device: torch.device, dist:
     def evaluate(model: nn.Module, done: int) -> dict[str, float]:
         from detic_cli.engine.predictor import Predictor
 
-        weights = output_dir / "inference" / f".weights_rank{dist.rank}.pth"
-        atomic_torch_save({"model": model.state_dict()}, weights)
+        weights = model.state_dict()
         results: dict[str, float] = {}
-        try:
-            for t in targets:
-                predictor = Predictor(cfg, weights=weights, device=device, embeddings=t.embeddings,
-                                      class_names=t.names)
-                job = EvaluateJob(predictor, t.dataset, t.gt, output_dir / "inference" / f"iter_{done:07d}" /
-                                  t.dataset.name, with_masks="segm" in t.types, dist=dist)
-                job.run()
-                barrier(dist)
-                if dist.is_main:
-                    scores = job.score(job.merge(), t.types)
-                    results.update({f"{t.dataset.name}/{k}": float(v) for k, v in scores.items()})
-                del predictor
-        finally:
-            weights.unlink(missing_ok=True)
+        for t in targets:
+            predictor = Predictor(cfg, weights=weights, device=device, embeddings=t.embeddings, class_names=t.names)
+            job = EvaluateJob(predictor, t.dataset, t.gt, output_dir / "inference" / f"iter_{done:07d}" /
+                              t.dataset.name, with_masks="segm" in t.types, dist=dist)
+            job.run()
+            barrier(dist)
+            if dist.is_main:
+                scores = job.score(job.merge(), t.types)
+                results.update({f"{t.dataset.name}/{k}": float(v) for k, v in scores.items()})
+            del predictor
         return results
 
     return evaluate

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from detic_cli.checkpoint.load import load_checkpoint
+from detic_cli.checkpoint.load import load_checkpoint, load_state_dict
 from detic_cli.config import CfgNode
 from detic_cli.data.transforms import resize_shortest_edge
 from detic_cli.modeling.build import build_model
@@ -34,14 +35,19 @@ class Predictor:
     Detections are `Instances` on the CPU in original-image pixels: `pred_boxes` (XYXY), `scores`
     in [0, 1], `pred_classes` (indices into the vocabulary) and `pred_masks` (H, W bool) when the
     model has a mask head. Any batch gives the same detections as one frame at a time.
+    `weights` is an official-layout checkpoint file, or a state dict already in memory (the model
+    being trained, for evaluation during training).
     """
 
-    def __init__(self, cfg: CfgNode, *, weights: str | Path, device: torch.device,
+    def __init__(self, cfg: CfgNode, *, weights: str | Path | Mapping[str, torch.Tensor], device: torch.device,
                  embeddings: np.ndarray | None = None, class_names: list[str] | None = None) -> None:
         self.cfg = cfg
         self.device = device
         self.model = build_model(cfg)
-        load_checkpoint(self.model, weights)
+        if isinstance(weights, Mapping):
+            load_state_dict(self.model, dict(weights), "the model being trained")
+        else:
+            load_checkpoint(self.model, weights)
         self.model.to(device).eval()
         if embeddings is not None:
             self.model.set_vocabulary(torch.as_tensor(np.asarray(embeddings, dtype=np.float32)), class_names)
