@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -52,3 +53,15 @@ def progress_bar(label: str, console: Console, disable: bool = False) -> Progres
     columns = [TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TimeRemainingColumn()]
     return Progress(*columns, console=console, disable=disable)
+
+
+INFERENCE_AMP = {"off": None, "fp16": torch.float16, "bf16": torch.bfloat16}
+AMP_HELP = ("off | fp16 | bf16: run the backbone in half precision (faster on GPUs, fp16 slow on CPUs); "
+            "detections differ slightly from the original's float32")
+
+
+def inference_amp(flag: str) -> torch.dtype | None:
+    """The autocast dtype of an --amp word for detect and eval (None: float32 throughout)."""
+    if flag not in INFERENCE_AMP:
+        raise DeticError(f"--amp {flag}: expected one of {', '.join(INFERENCE_AMP)}")
+    return INFERENCE_AMP[flag]

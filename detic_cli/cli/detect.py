@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 
 from detic_cli.cli.app import app
-from detic_cli.cli.common import model_files, progress_bar, resolve_classifier, resolve_device
+from detic_cli.cli.common import AMP_HELP, inference_amp, model_files, progress_bar, resolve_classifier, resolve_device
 from detic_cli.config import CfgNode, load_config
 from detic_cli.data.sources import expand_inputs
 from detic_cli.engine.detect_job import DetectJob, OutputPlan, count_frames
@@ -45,6 +45,7 @@ def detect(
                                                                         "per box, not only the best."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda[:N]"),
     batch_size: int = typer.Option(1, "--batch-size", min=1, help="Frames per forward pass."),
+    amp: str = typer.Option("off", "--amp", help=AMP_HELP),
     output: Path | None = typer.Option(None, "--output", "-o", help="Folder, or a file for a single input."),
     json_path: Path | None = typer.Option(None, "--json", help="Write detections as JSON."),
     max_frames: int | None = typer.Option(None, "--max-frames", min=1, help="Stop each video/webcam after N "
@@ -57,6 +58,7 @@ def detect(
     if not sources:
         raise DeticError("no input given: name images, folders, globs, videos or a webcam index")
     torch_device = resolve_device(device)
+    amp_dtype = inference_amp(amp)
     from detic_cli.zoo.catalog import DEFAULT_MODEL
 
     config_path, weights_path = model_files(model, config, weights, mirror=mirror, flag="--model",
@@ -66,7 +68,7 @@ def detect(
                                     vocab_names=vocab_names, clip_checkpoint=clip_checkpoint,
                                     device=str(torch_device), mirror=mirror)
     predictor = Predictor(cfg, weights=weights_path, device=torch_device, embeddings=vocabulary.embeddings,
-                          class_names=vocabulary.names)
+                          class_names=vocabulary.names, amp=amp_dtype)
     job = DetectJob(predictor, sources, plan=OutputPlan.make(sources, output), json_path=json_path,
                     batch_size=batch_size, max_frames=max_frames)
     _run_with_progress(job, count_frames(sources, max_frames))

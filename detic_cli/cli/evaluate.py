@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from detic_cli.cli.app import app
-from detic_cli.cli.common import model_files, progress_bar, resolve_classifier, resolve_device
+from detic_cli.cli.common import AMP_HELP, inference_amp, model_files, progress_bar, resolve_classifier, resolve_device
 from detic_cli.config import CfgNode, load_config
 from detic_cli.data.catalog import LAYOUTS, Dataset, resolve_dataset
 from detic_cli.engine.evaluate_job import (
@@ -98,6 +98,7 @@ def evaluate(
                                                                             "shards (default: eval/MODEL-DATA)."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda[:N]"),
     batch_size: int = typer.Option(1, "--batch-size", min=1, help="Images per forward pass."),
+    amp: str = typer.Option("off", "--amp", help=AMP_HELP),
     max_images: int | None = typer.Option(None, "--max-images", min=1, help="Stop after N new images (a "
                                                                             "rerun goes on)."),
     fresh: bool = typer.Option(False, "--fresh", help="Drop the shards of an earlier run in --output-dir."),
@@ -105,7 +106,7 @@ def evaluate(
 ) -> None:
     """Evaluate a detector on a benchmark: COCO results, metrics.json and a table."""
     dist = DistInfo.from_env()
-    torch_device = resolve_device(device)
+    torch_device, amp_dtype = resolve_device(device), inference_amp(amp)
     if dist.world_size > 1 and torch_device.type == "cuda":
         torch_device = resolve_device(f"cuda:{dist.local_rank}")
     config_path, weights_path, row_overrides, model_name = _model(row, config, weights, mirror)
@@ -121,11 +122,12 @@ def evaluate(
     if dist.is_main:
         write_fingerprint(out, {"config": str(config_path), "weights": str(weights_path), "dataset": data.name,
                                 "vocab": source, "overrides": row_overrides + list(overrides or []),
-                                "iou_types": types}, fresh=fresh)
+                                "iou_types": types, **({"amp": amp} if amp_dtype else {})}, fresh=fresh)
     barrier(dist)
     from detic_cli.engine.predictor import Predictor
 
-    predictor = Predictor(cfg, weights=weights_path, device=torch_device, embeddings=emb, class_names=names)
+    predictor = Predictor(cfg, weights=weights_path, device=torch_device, embeddings=emb, class_names=names,
+                          amp=amp_dtype)
     job = EvaluateJob(predictor, data, gt, out, batch_size=batch_size, with_masks="segm" in types,
                       max_images=max_images, dist=dist)
     _run_with_progress(job, dist)

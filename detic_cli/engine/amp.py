@@ -1,4 +1,4 @@
-"""Mixed precision for training, scoped as Detic's FP16 scopes it.
+"""Mixed precision for training and inference, scoped as Detic's FP16 scopes it.
 
 The original CustomRCNN (cfg.FP16) runs only its backbone under autocast and turns the features back to
 float32 before the proposal generator and ROI heads, so box decoding, IoU matching and every loss run in

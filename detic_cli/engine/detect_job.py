@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from detic_cli.data.image_io import IMAGE_EXTENSIONS
 from detic_cli.data.sources import VIDEO_EXTENSIONS, Frame, Source, iter_frames, video_info
 from detic_cli.engine.outputs import JsonWriter, VideoOutput, instances_to_record, write_picture
 from detic_cli.engine.predictor import Predictor
+from detic_cli.engine.prefetch import OrderedWorker, prefetch
 from detic_cli.engine.visualize import draw_detections
 from detic_cli.structures import Instances
 
@@ -82,22 +84,37 @@ class DetectJob:
         self.frames_done = 0
 
     def run(self, on_frame: Callable[[Frame, Instances], None] | None = None) -> None:
+        """Frames are read and resized a batch ahead and written on another thread, so both overlap the
+        forward passes; everything up to a failing input is written, in input order."""
+
+        def prepared() -> Iterator[tuple[list[Frame], list[dict]]]:
+            for batch in _batches(self.sources, self.batch_size, self.max_frames):
+                yield batch, self.predictor.prepare([f.image for f in batch])
+
+        def write(item: tuple[Frame, Instances]) -> None:
+            self._emit(*item)
+            if on_frame:
+                on_frame(*item)
+
+        writer: OrderedWorker[tuple[Frame, Instances]] = OrderedWorker(write)
         failed = False
         try:
-            for batch in _batches(self.sources, self.batch_size, self.max_frames):
-                results = self.predictor([f.image for f in batch])
-                for frame, instances in zip(batch, results):
-                    self._emit(frame, instances)
-                    if on_frame:
-                        on_frame(frame, instances)
+            with closing(prefetch(prepared(), depth=2)) as ahead:
+                for batch, inputs in ahead:
+                    for frame, instances in zip(batch, self.predictor.predict(inputs), strict=True):
+                        writer.submit((frame, instances))
+            writer.close()
         except BaseException:
             failed = True
             raise
         finally:
-            for video in self.videos.values():
-                video.close(keep=True)
-            if self.json and (self.json.records or not failed):
-                self.json.close()
+            try:
+                writer.close()
+            finally:
+                for video in self.videos.values():
+                    video.close(keep=True)
+                if self.json and (self.json.records or not failed):
+                    self.json.close()
 
     def _emit(self, frame: Frame, instances: Instances) -> None:
         src, (h, w) = frame.source, frame.image.shape[:2]

@@ -11,6 +11,7 @@ import torch
 from detic_cli.checkpoint.load import load_checkpoint, load_state_dict
 from detic_cli.config import CfgNode
 from detic_cli.data.transforms import resize_shortest_edge
+from detic_cli.engine.amp import autocast_scope
 from detic_cli.modeling.build import build_model
 from detic_cli.structures import Instances
 
@@ -36,12 +37,16 @@ class Predictor:
     in [0, 1], `pred_classes` (indices into the vocabulary) and `pred_masks` (H, W bool) when the
     model has a mask head. Any batch gives the same detections as one frame at a time.
     `weights` is an official-layout checkpoint file, or a state dict already in memory (the model
-    being trained, for evaluation during training).
+    being trained, for evaluation during training). `amp` (float16 or bfloat16) runs the backbone
+    under autocast, as Detic's FP16 does; None keeps everything in float32 (the original demo).
+    `prepare` (CPU only, thread-safe) and `predict` may run on different threads to overlap them.
     """
 
     def __init__(self, cfg: CfgNode, *, weights: str | Path | Mapping[str, torch.Tensor], device: torch.device,
-                 embeddings: np.ndarray | None = None, class_names: list[str] | None = None) -> None:
+                 embeddings: np.ndarray | None = None, class_names: list[str] | None = None,
+                 amp: torch.dtype | None = None) -> None:
         self.cfg = cfg
+        self.amp = amp
         self.device = device
         self.model = build_model(cfg)
         if isinstance(weights, Mapping):
@@ -68,12 +73,20 @@ class Predictor:
         tensor = torch.as_tensor(image.astype("float32").transpose(2, 0, 1))
         return {"image": tensor, "height": height, "width": width}
 
+    def prepare(self, images_bgr: list[np.ndarray]) -> list[dict]:
+        """The network inputs of BGR uint8 (H, W, 3) frames (see `_to_input`)."""
+        return [self._to_input(img) for img in images_bgr]
+
     @torch.no_grad()
-    def __call__(self, images_bgr: list[np.ndarray]) -> list[Instances]:
-        inputs = [self._to_input(img) for img in images_bgr]
+    def predict(self, inputs: list[dict]) -> list[Instances]:
+        """Detections for `prepare`d inputs, one `Instances` each, in order."""
         results: list[Instances | None] = [None] * len(inputs)
-        for group in same_size_groups(inputs):
-            outputs = self.model.inference([inputs[i] for i in group])
-            for i, out in zip(group, outputs):
-                results[i] = out["instances"].to("cpu")
+        with autocast_scope(self.model, self.device.type, self.amp):
+            for group in same_size_groups(inputs):
+                outputs = self.model.inference([inputs[i] for i in group])
+                for i, out in zip(group, outputs):
+                    results[i] = out["instances"].to("cpu")
         return results  # type: ignore[return-value]
+
+    def __call__(self, images_bgr: list[np.ndarray]) -> list[Instances]:
+        return self.predict(self.prepare(images_bgr))

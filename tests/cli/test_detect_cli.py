@@ -135,3 +135,23 @@ def test_vocabulary_dimension_mismatch(run_cli, model_args, pictures, tmp_path):
     args[args.index("--vocab") + 1] = str(wrong)
     code, _, err = run_cli("detect", pictures / "a.jpg", *args)
     assert code == 1 and "wrong.npy" in err and "512" in err
+
+
+def test_amp_runs_the_backbone_in_half_precision(run_cli, model_args, pictures, tmp_path, monkeypatch):
+    """--amp bf16 reaches the backbone (Detic's FP16 scope: backbone convolutions in half precision, heads
+    and boxes in float32); a bad word is one line."""
+    import torch
+
+    from detic_cli.modeling.backbone.timm_resnet import TimmResNet
+
+    seen: list[torch.dtype] = []
+    forward = TimmResNet.forward
+    monkeypatch.setattr(TimmResNet, "forward",
+                        lambda self, x: seen.append(self.base.conv1(x).dtype) or forward(self, x))
+    code, _, err = run_cli("detect", pictures / "a.jpg", "--json", tmp_path / "d.json", "--amp", "bf16", *model_args)
+    assert code == 0, err
+    assert seen == [torch.bfloat16]
+    instances = json.loads((tmp_path / "d.json").read_text())[0]["instances"]
+    assert instances and all(isinstance(v, float) for i in instances for v in i["box_xyxy"])
+    code, _, err = run_cli("detect", pictures / "a.jpg", "--amp", "fp8", *model_args)
+    assert code == 1 and err.strip() == "error: --amp fp8: expected one of off, fp16, bf16"
