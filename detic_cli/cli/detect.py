@@ -9,6 +9,7 @@ from rich.console import Console
 
 from detic_cli.cli.app import app
 from detic_cli.cli.common import AMP_HELP, inference_amp, model_files, progress_bar, resolve_classifier, resolve_device
+from detic_cli.cli.display import Window, display_problem
 from detic_cli.config import CfgNode, load_config
 from detic_cli.data.sources import expand_inputs
 from detic_cli.engine.detect_job import DetectJob, OutputPlan, count_frames
@@ -50,6 +51,8 @@ def detect(
     json_path: Path | None = typer.Option(None, "--json", help="Write detections as JSON."),
     max_frames: int | None = typer.Option(None, "--max-frames", min=1, help="Stop each video/webcam after N "
                                                                             "frames."),
+    show: bool = typer.Option(False, "--show", help="Show results in a window (q or Esc stops; needs a display "
+                                                    "and OpenCV with a GUI)."),
     mirror: str | None = typer.Option(None, "--mirror", help="Base URL or folder standing in for public hosts."),
 ) -> None:
     """Detect objects of any vocabulary in pictures and videos."""
@@ -57,8 +60,9 @@ def detect(
     sources = expand_inputs([w for w in inputs if w not in overrides])
     if not sources:
         raise DeticError("no input given: name images, folders, globs, videos or a webcam index")
-    torch_device = resolve_device(device)
-    amp_dtype = inference_amp(amp)
+    torch_device, amp_dtype = resolve_device(device), inference_amp(amp)
+    if show and (problem := display_problem()):
+        raise DeticError(f"--show: {problem}")
     from detic_cli.zoo.catalog import DEFAULT_MODEL
 
     config_path, weights_path = model_files(model, config, weights, mirror=mirror, flag="--model",
@@ -69,9 +73,14 @@ def detect(
                                     device=str(torch_device), mirror=mirror)
     predictor = Predictor(cfg, weights=weights_path, device=torch_device, embeddings=vocabulary.embeddings,
                           class_names=vocabulary.names, amp=amp_dtype)
+    window = Window() if show else None
     job = DetectJob(predictor, sources, plan=OutputPlan.make(sources, output), json_path=json_path,
-                    batch_size=batch_size, max_frames=max_frames)
-    _run_with_progress(job, count_frames(sources, max_frames))
+                    batch_size=batch_size, max_frames=max_frames, show=window)
+    try:
+        _run_with_progress(job, count_frames(sources, max_frames))
+    finally:
+        if window is not None:
+            window.close()
     _err.print(f"detect: {job.frames_done} frame(s) from {len(sources)} input(s)"
                + (f"; JSON {json_path}" if json_path else "") + (f"; pictures in {output}" if output else ""),
                highlight=False)

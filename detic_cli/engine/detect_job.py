@@ -7,6 +7,8 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from detic_cli.data.image_io import IMAGE_EXTENSIONS
 from detic_cli.data.sources import VIDEO_EXTENSIONS, Frame, Source, iter_frames, video_info
 from detic_cli.engine.outputs import JsonWriter, VideoOutput, instances_to_record, write_picture
@@ -70,11 +72,17 @@ def _batches(sources: list[Source], size: int, max_frames: int | None) -> Iterat
 
 
 class DetectJob:
-    """Runs `predictor` over `sources`; JSON and pictures/videos are written even if a later input fails."""
+    """Runs `predictor` over `sources`; JSON and pictures/videos are written even if a later input fails.
+
+    `show(picture, still)` displays each annotated BGR picture (`still`: a picture, not a video frame)
+    and returns False to stop.
+    """
 
     def __init__(self, predictor: Predictor, sources: list[Source], *, plan: OutputPlan, json_path: Path | None,
-                 batch_size: int = 1, max_frames: int | None = None) -> None:
+                 batch_size: int = 1, max_frames: int | None = None,
+                 show: Callable[[np.ndarray, bool], bool] | None = None) -> None:
         self.predictor = predictor
+        self.show = show
         self.sources = sources
         self.plan = plan
         self.json = JsonWriter(json_path) if json_path else None
@@ -83,46 +91,60 @@ class DetectJob:
         self.videos: dict[Source, VideoOutput] = {}
         self.frames_done = 0
 
+    def _prepared(self) -> Iterator[tuple[list[Frame], list[dict]]]:
+        for batch in _batches(self.sources, self.batch_size, self.max_frames):
+            yield batch, self.predictor.prepare([f.image for f in batch])
+
     def run(self, on_frame: Callable[[Frame, Instances], None] | None = None) -> None:
-        """Frames are read and resized a batch ahead and written on another thread, so both overlap the
-        forward passes; everything up to a failing input is written, in input order."""
-
-        def prepared() -> Iterator[tuple[list[Frame], list[dict]]]:
-            for batch in _batches(self.sources, self.batch_size, self.max_frames):
-                yield batch, self.predictor.prepare([f.image for f in batch])
-
-        def write(item: tuple[Frame, Instances]) -> None:
-            self._emit(*item)
-            if on_frame:
-                on_frame(*item)
-
-        writer: OrderedWorker[tuple[Frame, Instances]] = OrderedWorker(write)
+        """Frames are read and resized a batch ahead on a thread, so reading overlaps the forward passes;
+        results are written on another thread (in this one with `show`, which windows need). Everything
+        up to a failing input is written, in input order; `show` returning False stops the job there."""
+        writer = None if self.show else OrderedWorker(lambda item: self._handle(*item, on_frame))
         failed = False
         try:
-            with closing(prefetch(prepared(), depth=2)) as ahead:
+            with closing(prefetch(self._prepared(), depth=2)) as ahead:
                 for batch, inputs in ahead:
                     for frame, instances in zip(batch, self.predictor.predict(inputs), strict=True):
-                        writer.submit((frame, instances))
-            writer.close()
+                        if writer is not None:
+                            writer.submit((frame, instances))
+                        elif not self._handle(frame, instances, on_frame):
+                            return
+            if writer is not None:
+                writer.close()
         except BaseException:
             failed = True
             raise
         finally:
             try:
-                writer.close()
+                if writer is not None:
+                    writer.close()
             finally:
                 for video in self.videos.values():
                     video.close(keep=True)
                 if self.json and (self.json.records or not failed):
                     self.json.close()
 
-    def _emit(self, frame: Frame, instances: Instances) -> None:
+    def _handle(self, frame: Frame, instances: Instances,
+                on_frame: Callable[[Frame, Instances], None] | None) -> bool:
+        """Write one result, report it, show it; False when the viewer asked to stop."""
+        picture = self._emit(frame, instances)
+        if on_frame:
+            on_frame(frame, instances)
+        if self.show is None:
+            return True
+        if picture is None:
+            picture = draw_detections(frame.image, instances, self.predictor.class_names)
+        return self.show(picture, frame.source.kind == "image")
+
+    def _emit(self, frame: Frame, instances: Instances) -> np.ndarray | None:
+        """JSON record, picture or video frame of one result; returns the drawn picture if one was made."""
         src, (h, w) = frame.source, frame.image.shape[:2]
         names = self.predictor.class_names
         if self.json:
             index = None if src.kind == "image" else frame.index
             self.json.add(instances_to_record(src.name, h, w, instances, names, index))
         target = self.plan.targets.get(src)
+        picture = None
         if target is not None:
             picture = draw_detections(frame.image, instances, names)
             if src.kind == "image":
@@ -133,3 +155,4 @@ class DetectJob:
                                                    (w, h))
                 self.videos[src].write(picture)
         self.frames_done += 1
+        return picture

@@ -1,0 +1,95 @@
+"""DetectJob with a stand-in predictor: order, threads, failures and the viewer's stop."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from detic_cli.data.sources import Source
+from detic_cli.engine.detect_job import DetectJob, OutputPlan
+from detic_cli.errors import DeticError
+from detic_cli.structures import Boxes, Instances
+
+
+class OneBoxPredictor:
+    """One detection per frame whose score encodes the frame's mean brightness; records the threads used."""
+
+    class_names = ["thing"]
+
+    def __init__(self) -> None:
+        self.prepare_threads: set[int] = set()
+        self.predict_threads: set[int] = set()
+
+    def prepare(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        self.prepare_threads.add(threading.get_ident())
+        return images
+
+    def predict(self, inputs: list[np.ndarray]) -> list[Instances]:
+        self.predict_threads.add(threading.get_ident())
+        return [Instances(img.shape[:2], pred_boxes=Boxes(torch.tensor([[1.0, 2.0, 20.0, 30.0]])),
+                          scores=torch.tensor([float(img.mean()) / 255.0]), pred_classes=torch.tensor([0]))
+                for img in inputs]
+
+
+def _video(path, frames: int = 5):
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (64, 48))
+    for i in range(frames):
+        writer.write(np.full((48, 64, 3), 40 * i, np.uint8))
+    writer.release()
+    return Source("video", str(path))
+
+
+def test_results_come_in_input_order_with_reading_and_writing_off_the_main_thread(tmp_path):
+    source = _video(tmp_path / "clip.avi")
+    predictor = OneBoxPredictor()
+    written: list[tuple[int, int]] = []
+    job = DetectJob(predictor, [source], plan=OutputPlan.make([source], tmp_path / "out"),
+                    json_path=tmp_path / "d.json", batch_size=2)
+    job.run(on_frame=lambda frame, inst: written.append((frame.index, threading.get_ident())))
+    assert [i for i, _ in written] == [0, 1, 2, 3, 4] and job.frames_done == 5
+    main = threading.get_ident()
+    assert predictor.predict_threads == {main}
+    assert main not in predictor.prepare_threads and main not in {t for _, t in written}
+    records = json.loads((tmp_path / "d.json").read_text())
+    assert [r["frame_index"] for r in records] == [0, 1, 2, 3, 4]
+    scores = [r["instances"][0]["score"] for r in records]
+    assert scores == sorted(scores) and scores[0] < scores[-1]
+    cap = cv2.VideoCapture(str(tmp_path / "out" / "clip.mp4"))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 5
+    cap.release()
+
+
+def test_a_bad_input_keeps_every_result_before_it(tmp_path):
+    good = tmp_path / "a.png"
+    cv2.imwrite(str(good), np.full((40, 50, 3), 100, np.uint8))
+    bad = tmp_path / "b.png"
+    bad.write_bytes(b"not a picture")
+    sources = [Source("image", str(good)), Source("image", str(bad)), Source("image", str(good))]
+    job = DetectJob(OneBoxPredictor(), sources, plan=OutputPlan(), json_path=tmp_path / "d.json")
+    with pytest.raises(DeticError, match="b.png"):
+        job.run()
+    assert [r["file_name"] for r in json.loads((tmp_path / "d.json").read_text())] == [str(good)]
+
+
+def test_show_gets_each_picture_in_this_thread_and_can_stop_the_job(tmp_path):
+    source = _video(tmp_path / "clip.avi")
+    shown: list[tuple[tuple[int, ...], bool, int]] = []
+
+    def show(picture: np.ndarray, still: bool) -> bool:
+        shown.append((picture.shape, still, threading.get_ident()))
+        return len(shown) < 2
+
+    job = DetectJob(OneBoxPredictor(), [source], plan=OutputPlan.make([source], tmp_path / "out"),
+                    json_path=tmp_path / "d.json", show=show)
+    job.run()
+    assert shown == [((48, 64, 3), False, threading.get_ident())] * 2
+    assert job.frames_done == 2
+    assert [r["frame_index"] for r in json.loads((tmp_path / "d.json").read_text())] == [0, 1]
+    cap = cv2.VideoCapture(str(tmp_path / "out" / "clip.mp4"))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 2
+    cap.release()
