@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ import numpy as np
 
 from detic_cli.data.catalog import Dataset, image_file
 from detic_cli.data.image_io import read_image_bgr
+from detic_cli.engine.prefetch import prefetch
 from detic_cli.errors import DeticError
 from detic_cli.evaluation import dataset_category_ids, evaluate_results, to_coco_results
 from detic_cli.evaluation.api import BOX_ONLY
@@ -132,13 +134,15 @@ class EvaluateJob:
 
     def run(self, on_image: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.shard_dir.mkdir(parents=True, exist_ok=True)
-        for batch in _chunks(self.pending(), self.batch_size):
-            frames = [read_image_bgr(image_file(self.dataset, img)) for img in batch]
-            for img, inst in zip(batch, self.predict(frames), strict=True):
-                self._write_shard(img, inst)
-                self.images_done += 1
-                if on_image is not None:
-                    on_image(img)
+        decoded = ((batch, [read_image_bgr(image_file(self.dataset, img)) for img in batch])
+                   for batch in _chunks(self.pending(), self.batch_size))
+        with closing(prefetch(decoded, depth=2)) as ahead:  # the next images decode during this forward pass
+            for batch, frames in ahead:
+                for img, inst in zip(batch, self.predict(frames), strict=True):
+                    self._write_shard(img, inst)
+                    self.images_done += 1
+                    if on_image is not None:
+                        on_image(img)
 
     def _write_shard(self, image: dict[str, Any], inst: Instances) -> None:
         masks = None
