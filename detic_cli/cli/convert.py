@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +14,7 @@ from detic_cli.checkpoint.legacy_pickle import read_legacy_pickle
 from detic_cli.checkpoint.safe_load import read_checkpoint
 from detic_cli.cli.app import app
 from detic_cli.errors import DeticError
+from detic_cli.utils import atomic_path
 
 PICKLE_SUFFIXES = (".pkl", ".pickle")
 _WRAPPERS = ("model", "state_dict", "blobs", "model_state")
@@ -56,20 +55,13 @@ def write_checkpoint(state: dict[str, torch.Tensor], dst: Path) -> None:
     """Write `.pth` as {"model": state} or `.safetensors`, atomically (temp file in the folder + rename)."""
     if dst.suffix not in (".pth", ".safetensors"):
         raise DeticError(f"{dst}: the output must end in .pth or .safetensors")
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
-    os.close(fd)
-    try:
+    with atomic_path(dst) as tmp:
         if dst.suffix == ".safetensors":
             from safetensors.torch import save_file
 
-            save_file({k: v.detach().contiguous().clone() for k, v in state.items()}, tmp)
+            save_file({k: v.detach().contiguous().clone() for k, v in state.items()}, str(tmp))
         else:
             torch.save({"model": state}, tmp)
-        os.replace(tmp, dst)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _model_state(config: Path) -> tuple[dict[str, torch.Tensor], bool]:

@@ -14,9 +14,7 @@ weights_only=True)` reads it):
 
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +22,7 @@ import numpy as np
 import torch
 
 from detic_cli.errors import DeticError
-from detic_cli.utils import atomic_write_bytes
+from detic_cli.utils import atomic_path, atomic_write_bytes
 
 LAST = "last_checkpoint"
 
@@ -36,18 +34,8 @@ def checkpoint_name(iteration: int) -> str:
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
     """`torch.save` to a temporary file beside `path`, flushed to disk, then renamed over it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path, fsync=True) as tmp:
+        torch.save(obj, tmp)
 
 
 def save_checkpoint(output_dir: Path, name: str, state: dict[str, Any]) -> Path:

@@ -8,14 +8,12 @@ previous file (or none). Text is what `json.dump` writes by default (ASCII, ", "
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from detic_cli.utils import read_dataset_json, read_json
+from detic_cli.utils import atomic_path, read_dataset_json, read_json
 
 __all__ = ["read_dataset_json", "read_json", "write_json", "dataset_json_writer"]
 
@@ -29,16 +27,8 @@ _BUFFER = 1 << 20
 def atomic_text(path: Path) -> Iterator[IO[str]]:
     """A text handle on a temporary file that becomes `path` (mode 0644) when the block ends
     without an exception; on an exception the temporary file is removed."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", buffering=_BUFFER) as handle:
-            yield handle
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", buffering=_BUFFER) as handle:
+        yield handle
 
 
 def write_json(path: Path, obj: Any) -> Path:
