@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import platformdirs
 
-from detic_cli.errors import DeticError
+from detic_cli.errors import DeticError, brief
 
 if TYPE_CHECKING:
     import torch
@@ -86,7 +86,7 @@ def read_json(path: str | Path) -> Any:
     except FileNotFoundError as exc:
         raise DeticError(f"{path}: file not found") from exc
     except (OSError, ValueError) as exc:
-        raise DeticError(f"{path}: not a readable json file ({str(exc).splitlines()[0][:120]})") from exc
+        raise DeticError(f"{path}: not a readable json file ({brief(exc)})") from exc
 
 
 def read_dataset_json(path: str | Path, *, keys: tuple[str, ...] = ("images", "categories")) -> dict[str, Any]:

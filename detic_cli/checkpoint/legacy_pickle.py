@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from detic_cli.errors import DeticError
+from detic_cli.errors import DeticError, brief
 
 # (module, name) pairs a pickle of numpy arrays needs; both numpy 1.x (`numpy.core`) and 2.x (`numpy._core`).
 _ALLOWED: dict[tuple[str, str], Any] = {
@@ -74,15 +74,15 @@ def read_legacy_pickle(path: str | Path) -> dict[str, Any]:
         with path.open("rb") as f:
             obj = RestrictedUnpickler(f, encoding="latin1").load()
     except pickle.UnpicklingError as exc:
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsupported content"
+        text = brief(exc)
         if "forbidden" in text:
             raise DeticError(f"{path}: refused to load: the pickle asks for {text.split()[1]}, which is not a plain "
                              "container or numpy array (a pickle that would run code); only weights are loaded"
                              ) from exc
-        raise DeticError(f"{path}: not a readable pickle (truncated or corrupt: {text[:160]})") from exc
+        raise DeticError(f"{path}: not a readable pickle (truncated or corrupt: {text})") from exc
     except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, MemoryError) as exc:
         raise DeticError(f"{path}: not a readable pickle (truncated or corrupt: "
-                         f"{(str(exc).splitlines() or [type(exc).__name__])[0][:160]})") from exc
+                         f"{brief(exc)})") from exc
     try:
         _check_values(obj)
     except DeticError as exc:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import pickle
-import zipfile
+import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from detic_cli.errors import DeticError
+from detic_cli.errors import DeticError, brief
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -26,14 +26,15 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         except (SafetensorError, OSError) as exc:
             raise DeticError(f"{path}: not a readable safetensors file ({exc})") from exc
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's advice on weights_only=False is not for our users
+            warnings.simplefilter("ignore")
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsupported content"
         raise DeticError(f"{path}: refused to load: the file holds objects other than tensors and plain "
-                         f"containers ({first[:160]}); only weights-only checkpoints are loaded") from exc
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
-        raise DeticError(f"{path}: not a readable PyTorch checkpoint (truncated or corrupt: "
-                         f"{str(exc).splitlines()[0][:160]})") from exc
+                         f"containers ({brief(exc)}); only weights-only checkpoints are loaded") from exc
+    except Exception as exc:  # any other failure of the reader means the bytes are not a checkpoint
+        raise DeticError(f"{path}: not a readable PyTorch checkpoint (empty, truncated or corrupt: "
+                         f"{brief(exc)})") from exc
     if not isinstance(obj, dict):
         raise DeticError(f"{path}: expected a dict of tensors, found {type(obj).__name__}")
     return obj

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from detic_cli.config.defaults import default_tree
-from detic_cli.errors import DeticError
+from detic_cli.errors import DeticError, brief
 
 
 class CfgNode(dict):
@@ -95,7 +95,7 @@ def _read_yaml(path: Path, seen: tuple[Path, ...]) -> list[tuple[dict[str, Any],
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
-        raise DeticError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from exc
+        raise DeticError(f"{path}: not valid YAML ({brief(exc)})") from exc
     if not isinstance(data, dict):
         raise DeticError(f"{path}: a config must be a YAML mapping")
     base = data.pop("_BASE_", None)

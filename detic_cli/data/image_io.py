@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from detic_cli.errors import DeticError
+from detic_cli.errors import DeticError, brief
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
@@ -22,6 +22,6 @@ def read_image_bgr(path: str | Path) -> np.ndarray:
     except FileNotFoundError as exc:
         raise DeticError(f"{path}: file not found") from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise DeticError(f"{path}: cannot read image ({str(exc).splitlines()[0][:120]}); "
+        raise DeticError(f"{path}: cannot read image ({brief(exc)}); "
                          "is it a complete JPEG/PNG file?") from exc
     return np.ascontiguousarray(rgb[:, :, ::-1])

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from detic_cli.errors import DeticError
+from detic_cli.errors import DeticError, brief
 from detic_cli.modeling.text.text_encoder import TextEncoder, text_encoder_from_state_dict
 from detic_cli.vocab.pretrained import open_clip_weights
 
@@ -67,13 +67,13 @@ def load_text_encoder(path: str | Path, quick_gelu: bool = True) -> TextEncoder:
         raw = _read_raw(path)
     except Exception as exc:  # corrupt, truncated or unsafe pickle
         raise DeticError(f"--clip-checkpoint {path}: cannot be read safely ({type(exc).__name__}: "
-                         f"{str(exc).splitlines()[0][:200]})") from exc
+                         f"{brief(exc)})") from exc
     state = _text_state(raw, path)
     try:
         return text_encoder_from_state_dict(state, quick_gelu=quick_gelu)
     except (KeyError, RuntimeError, IndexError) as exc:
         raise DeticError(f"{path}: the text tower does not have the CLIP (OpenAI) layout: "
-                         f"{str(exc).splitlines()[0][:200]}") from exc
+                         f"{brief(exc)}") from exc
 
 
 @dataclass(frozen=True)

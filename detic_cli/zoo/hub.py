@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from detic_cli.errors import DeticError
+from detic_cli.errors import DeticError, brief
 from detic_cli.zoo.http import NotFound
 
 
@@ -31,4 +31,4 @@ def hf_file(repo_id: str, filename: str, revision: str | None, *, offline: bool)
     except (EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError) as exc:
         raise NotFound(f"{where} does not exist") from exc
     except HfHubHTTPError as exc:
-        raise DeticError(f"{where}: {str(exc).splitlines()[0]}") from exc
+        raise DeticError(f"{where}: {brief(exc)}") from exc

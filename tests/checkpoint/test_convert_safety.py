@@ -68,6 +68,25 @@ def test_truncated_files_are_refused(tmp_path, suffix):
     assert "truncated or corrupt" in _one_line(exc) or "not a readable" in _one_line(exc)
 
 
+@pytest.mark.parametrize("content", [b"", b"junk\n", b"\x80\x02}q\x00."[:3]])
+@pytest.mark.parametrize("suffix", [".pkl", ".pth"])
+def test_empty_or_junk_files_are_one_line(tmp_path, suffix, content):
+    """A half-failed download or a wrong file: never a traceback (IndexError/KeyError), one line naming it."""
+    path = tmp_path / f"bad{suffix}"
+    path.write_bytes(content)
+    with pytest.raises(DeticError) as exc:
+        read_source(path)
+    assert str(path) in _one_line(exc) and ("not a readable" in _one_line(exc) or "refused" in _one_line(exc))
+
+
+def test_long_reader_messages_are_cut_at_a_word():
+    from detic_cli.errors import brief
+
+    text = brief(RuntimeError("word " * 60 + "\nsecond line"))
+    assert text.endswith(" ...") and len(text) <= 124 and "second" not in text
+    assert brief(EOFError()) == "EOFError"
+
+
 def test_latin1_python2_style_pickle_reads(tmp_path):
     path = tmp_path / "R-50.pkl"
     blobs = {"conv1_w": np.ones((2, 3), np.float32), "lr": np.float32(0.1)}
