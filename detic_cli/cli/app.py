@@ -45,6 +45,10 @@ def main() -> None:
     except DeticError as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(1)
+    except OSError as exc:  # a file system refusal met mid-way (disk full, permissions): one line too
+        where = f": {exc.filename}" if exc.filename else ""
+        err.print(f"[bold red]error:[/] {exc.strerror or exc}{where}", highlight=False, soft_wrap=True)
+        sys.exit(1)
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)

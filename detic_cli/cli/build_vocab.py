@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 
 from detic_cli.cli.app import app
+from detic_cli.cli.common import check_writable
 from detic_cli.errors import DeticError
 from detic_cli.vocab.build import embed_names
 from detic_cli.vocab.clip_encoder import DEFAULT_CLIP_MODEL, EncoderSpec
@@ -63,6 +64,7 @@ def build_vocab(
         raise typer.BadParameter(f"--dtype {dtype}: expected float32 or float16")
     if out.suffix != ".npy":
         raise typer.BadParameter(f"--out {out}: the file name must end with .npy")
+    check_writable(out, "--out")
     template = prompt_template(prompt)
     class_names, synonyms, source = _collect_names(names, names_file, ann, avg_synonyms)
     if fix_space:

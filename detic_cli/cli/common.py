@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import torch
@@ -65,3 +66,17 @@ def inference_amp(flag: str) -> torch.dtype | None:
     if flag not in INFERENCE_AMP:
         raise DeticError(f"--amp {flag}: expected one of {', '.join(INFERENCE_AMP)}")
     return INFERENCE_AMP[flag]
+
+
+def check_writable(path: Path, flag: str, *, folder: bool = False) -> None:
+    """Fail before any work when `path` (a file, or a folder with `folder`) cannot be written."""
+    if path.exists() and path.is_dir() != folder:
+        raise DeticError(f"{flag} {path}: is a {'file' if folder else 'folder'}; give a "
+                         f"{'folder' if folder else 'file name'}")
+    ancestor = path.parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise DeticError(f"{flag} {path}: {ancestor} is a file, not a folder")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise DeticError(f"{flag} {path}: no permission to write in {ancestor}")

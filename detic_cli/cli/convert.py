@@ -13,6 +13,7 @@ from detic_cli.checkpoint.convert import KINDS, Conversion, backbone_keys, conve
 from detic_cli.checkpoint.legacy_pickle import read_legacy_pickle
 from detic_cli.checkpoint.safe_load import read_checkpoint
 from detic_cli.cli.app import app
+from detic_cli.cli.common import check_writable
 from detic_cli.errors import DeticError
 from detic_cli.utils import atomic_path
 
@@ -115,6 +116,9 @@ def convert_pretrained(
         raise DeticError(f"--kind {kind}: choose auto or one of {', '.join(KINDS)}")
     if config is not None and not config.is_file():
         raise DeticError(f"--config {config}: file not found")
+    if dst.suffix not in (".pth", ".safetensors"):
+        raise DeticError(f"{dst}: the output must end in .pth or .safetensors")
+    check_writable(dst, "output")
     sd = read_source(src)
     model_state, stride_in_1x1 = _model_state(config) if config is not None else (None, True)
     conv = convert_state_dict(sd, kind, set(model_state) if model_state is not None else None)

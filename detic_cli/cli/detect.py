@@ -8,10 +8,18 @@ import typer
 from rich.console import Console
 
 from detic_cli.cli.app import app
-from detic_cli.cli.common import AMP_HELP, inference_amp, model_files, progress_bar, resolve_classifier, resolve_device
+from detic_cli.cli.common import (
+    AMP_HELP,
+    check_writable,
+    inference_amp,
+    model_files,
+    progress_bar,
+    resolve_classifier,
+    resolve_device,
+)
 from detic_cli.cli.display import Window, display_problem
 from detic_cli.config import CfgNode, load_config
-from detic_cli.data.sources import expand_inputs
+from detic_cli.data.sources import Source, expand_inputs
 from detic_cli.engine.detect_job import DetectJob, OutputPlan, count_frames
 from detic_cli.engine.predictor import Predictor
 from detic_cli.errors import DeticError
@@ -61,6 +69,7 @@ def detect(
     if not sources:
         raise DeticError("no input given: name images, folders, globs, videos or a webcam index")
     torch_device, amp_dtype = resolve_device(device), inference_amp(amp)
+    plan = _output_plan(sources, output, json_path)
     if show and (problem := display_problem()):
         raise DeticError(f"--show: {problem}")
     from detic_cli.zoo.catalog import DEFAULT_MODEL
@@ -74,7 +83,7 @@ def detect(
     predictor = Predictor(cfg, weights=weights_path, device=torch_device, embeddings=vocabulary.embeddings,
                           class_names=vocabulary.names, amp=amp_dtype)
     window = Window() if show else None
-    job = DetectJob(predictor, sources, plan=OutputPlan.make(sources, output), json_path=json_path,
+    job = DetectJob(predictor, sources, plan=plan, json_path=json_path,
                     batch_size=batch_size, max_frames=max_frames, show=window)
     try:
         _run_with_progress(job, count_frames(sources, max_frames))
@@ -84,6 +93,18 @@ def detect(
     _err.print(f"detect: {job.frames_done} frame(s) from {len(sources)} input(s)"
                + (f"; JSON {json_path}" if json_path else "") + (f"; pictures in {output}" if output else ""),
                highlight=False)
+
+
+def _output_plan(sources: list[Source], output: Path | None, json_path: Path | None) -> OutputPlan:
+    """Where results go, checked before the model loads: writable, and never over an input."""
+    plan = OutputPlan.make(sources, output)
+    if output is not None:
+        check_writable(output, "--output", folder=output not in plan.targets.values())
+    if json_path is not None:
+        check_writable(json_path, "--json")
+        if any(json_path.resolve() == Path(s.location).resolve() for s in sources if s.kind != "webcam"):
+            raise DeticError(f"--json {json_path}: is one of the inputs; choose another file name")
+    return plan
 
 
 def _run_with_progress(job: DetectJob, total: int | None) -> None:

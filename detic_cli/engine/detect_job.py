@@ -15,6 +15,7 @@ from detic_cli.engine.outputs import JsonWriter, VideoOutput, instances_to_recor
 from detic_cli.engine.predictor import Predictor
 from detic_cli.engine.prefetch import OrderedWorker, prefetch
 from detic_cli.engine.visualize import draw_detections
+from detic_cli.errors import DeticError
 from detic_cli.structures import Instances
 
 
@@ -26,6 +27,8 @@ class OutputPlan:
 
     @staticmethod
     def make(sources: list[Source], output: Path | None) -> OutputPlan:
+        """A file for one picture or video whose suffix fits it, else one file per input in the folder
+        `output`. A name with a suffix that fits no single input, or a target that is an input, is an error."""
         plan = OutputPlan()
         if output is None:
             return plan
@@ -33,16 +36,29 @@ class OutputPlan:
         if len(sources) == 1 and ((sources[0].kind == "image" and suffix in IMAGE_EXTENSIONS)
                                   or (sources[0].kind != "image" and suffix in VIDEO_EXTENSIONS)):
             plan.targets[sources[0]] = output
-            return plan
-        used: set[str] = set()
-        for src in sources:
-            name = Path(src.location).name if src.kind == "image" else f"{Path(src.name).stem}.mp4"
-            stem, ext, n = Path(name).stem, Path(name).suffix, 1
-            while name in used:
-                name, n = f"{stem}_{n}{ext}", n + 1
-            used.add(name)
-            plan.targets[src] = output / name
+        elif suffix and not output.is_dir():
+            raise DeticError(f"--output {output}: a file name fits one picture ({', '.join(IMAGE_EXTENSIONS)}) or "
+                             f"one video ({', '.join(VIDEO_EXTENSIONS)}); give a folder name for these inputs")
+        else:
+            plan.targets.update(_folder_targets(sources, output))
+        inputs = {Path(src.location).resolve() for src in sources if src.kind != "webcam"}
+        for target in plan.targets.values():
+            if target.resolve() in inputs:
+                raise DeticError(f"--output {output}: would overwrite the input {target}; choose another folder")
         return plan
+
+
+def _folder_targets(sources: list[Source], folder: Path) -> dict[Source, Path]:
+    targets: dict[Source, Path] = {}
+    used: set[str] = set()
+    for src in sources:
+        name = Path(src.location).name if src.kind == "image" else f"{Path(src.name).stem}.mp4"
+        stem, ext, n = Path(name).stem, Path(name).suffix, 1
+        while name in used:
+            name, n = f"{stem}_{n}{ext}", n + 1
+        used.add(name)
+        targets[src] = folder / name
+    return targets
 
 
 def count_frames(sources: list[Source], max_frames: int | None) -> int | None:

@@ -63,3 +63,16 @@ def test_malicious_pickle_exits_1_with_one_line(tmp_path, monkeypatch, capsys):
     out, err = capsys.readouterr()
     assert exit_info.value.code == 1 and "pwned" not in out and not (tmp_path / "o.pth").exists()
     assert err.strip().count("\n") == 0 and "refused to load" in err and "builtins.print" in err
+
+
+def test_unwritable_output_fails_before_reading_and_output_is_0644(run_cli, tmp_path):
+    import stat
+
+    (tmp_path / "plain").write_text("a file")
+    code, _, err = run_cli("convert-pretrained", tmp_path / "missing.pth", tmp_path / "plain" / "out.pth")
+    assert code == 1 and "is a file, not a folder" in err and err.strip().count("\n") == 0
+    src = tmp_path / "r18.pth"
+    torch.save(torchvision.models.resnet18().state_dict(), src)
+    code, _, err = run_cli("convert-pretrained", src, tmp_path / "out" / "r18.detector.pth")
+    assert code == 0, err
+    assert stat.S_IMODE((tmp_path / "out" / "r18.detector.pth").stat().st_mode) == 0o644

@@ -155,3 +155,23 @@ def test_amp_runs_the_backbone_in_half_precision(run_cli, model_args, pictures, 
     assert instances and all(isinstance(v, float) for i in instances for v in i["box_xyxy"])
     code, _, err = run_cli("detect", pictures / "a.jpg", "--amp", "fp8", *model_args)
     assert code == 1 and err.strip() == "error: --amp fp8: expected one of off, fp16, bf16"
+
+
+def test_outputs_are_checked_before_the_model_loads(run_cli, pictures, tmp_path):
+    """Nothing is overwritten that was an input, and unusable output paths fail at once, in one line."""
+    before = {p.name: p.read_bytes() for p in pictures.iterdir()}
+    (tmp_path / "plain").write_text("a file")
+    cases = [
+        (["--output", pictures], "would overwrite the input"),
+        (["--json", pictures / "a.jpg"], "is one of the inputs"),
+        (["--output", tmp_path / "multi.png"], "give a folder name"),
+        (["--json", pictures], "is a folder"),
+        (["--json", tmp_path / "plain" / "d.json"], "is a file, not a folder"),
+        (["--output", tmp_path / "plain" / "vis"], "is a file, not a folder"),
+    ]
+    for extra, message in cases:
+        # no --config/--weights: the check must come before the (missing) model is even looked up
+        code, _, err = run_cli("detect", pictures, *extra, "--model", "no_such_model")
+        assert code == 1 and message in err and err.strip().count("\n") == 0, (extra, err)
+    assert {p.name: p.read_bytes() for p in pictures.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pics", "plain"]
