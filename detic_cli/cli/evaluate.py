@@ -138,9 +138,9 @@ def evaluate(
 
 def _run_with_progress(job: EvaluateJob, dist: DistInfo) -> None:
     todo = len(job.pending())
-    skipped = len(job.gt["images"][dist.rank::dist.world_size]) - todo
-    if skipped and dist.is_main:
-        _err.print(f"eval: {skipped} image(s) already done in {job.output_dir}, skipped", highlight=False)
+    done = len(job.gt["images"]) - job.missing()
+    if done and dist.is_main:
+        _err.print(f"eval: {done} image(s) already done in {job.output_dir}, skipped", highlight=False)
     with progress_bar("eval", _err, disable=not dist.is_main or todo == 0) as bar:
         task = bar.add_task("eval", total=todo)
         job.run(on_image=lambda image: bar.advance(task))

@@ -42,6 +42,7 @@ def test_interrupted_and_resumed_equals_one_run(run_cli, eval_args, tmp_path):
     code, _, err = run_cli("eval", *eval_args, "--output-dir", parts, "--max-images", "1")
     assert code == 0, err
     assert "2 of 3 image(s) left" in err and not (parts / "metrics.json").exists()
+    assert "already done" not in err  # a new folder: nothing was skipped
     assert len(list((parts / "shards").glob("*.json"))) == 1
     code, _, err = run_cli("eval", *eval_args, "--output-dir", parts)
     assert code == 0, err
