@@ -47,12 +47,15 @@ def expected(asset: Asset) -> Expected:
 
 
 def is_cached(asset: Asset) -> bool:
-    """The file is in the cache with the expected size (hashes are checked by download and verify)."""
+    """The file is in the cache with the expected size, and for vocabulary files (small, read on every
+    use) the expected sha256; large weights are hashed by download and `zoo verify`."""
     dest = cache.cached_path(asset)
     if not dest.is_file():
         return False
-    size = expected(asset).size
-    return size is None or dest.stat().st_size == size
+    want = expected(asset)
+    if want.size is not None and dest.stat().st_size != want.size:
+        return False
+    return asset.kind != "vocab" or want.sha256 is None or sha256_file(dest) == want.sha256
 
 
 def _copy_local(src: Path, part: Path, label: str, progress: Progress) -> None:
@@ -104,8 +107,9 @@ def _check(asset: Asset, part: Path, origin: str) -> tuple[int, str]:
 
 def _missing_offline(asset: Asset, reason: str, tried: str = "") -> DeticError:
     where = f" nor in the mirror ({tried})" if tried else ""
+    state = "corrupt in" if cache.cached_path(asset).is_file() else "not in"
     return DeticError(
-        f"offline ({reason}): {asset.filename} is not in the cache ({cache.cached_path(asset)}){where}; "
+        f"offline ({reason}): {asset.filename} is {state} the cache ({cache.cached_path(asset)}){where}; "
         f"pull it with network access (detic zoo pull ...), copy it there, or pass --mirror DIR"
     )
 
@@ -137,6 +141,8 @@ def fetch(asset: Asset, *, mirror: str | None = None, progress: Progress | None 
     if is_cached(asset):
         return cache.cached_path(asset)
     progress = progress or default_progress()
+    if cache.cached_path(asset).is_file():
+        progress.note(f"{asset.filename}: the cached copy does not match its size or sha256; fetching it again")
     reason = cache.offline_reason()
     sources = sources_for(asset, mirror)
     if reason:

@@ -65,3 +65,19 @@ def test_aliases_and_unknown_names():
     assert is_builtin("coco") and not is_builtin("cat,dog")
     with pytest.raises(DeticError, match="did you mean lvis"):
         builtin_vocabulary("lvsi")
+
+
+def test_a_corrupt_cached_vocabulary_is_fetched_again_or_named_offline(metadata, monkeypatch):
+    fetch_builtin_vocabulary("coco", mirror=str(metadata))
+    asset = builtin_vocabulary("coco").embeddings
+    path = cache.cached_path(asset)
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF  # same size, other bytes
+    path.write_bytes(bytes(data))
+    monkeypatch.setenv("DETIC_OFFLINE", "1")
+    monkeypatch.delenv("DETIC_ZOO_MIRROR", raising=False)
+    with pytest.raises(DeticError, match="coco_clip_a\\+cname.npy is corrupt in the cache"):
+        fetch_builtin_vocabulary("coco")
+    emb = fetch_builtin_vocabulary("coco", mirror=str(metadata))[1]  # a mirror folder works offline
+    np.testing.assert_array_equal(emb, np.load(metadata / "coco_clip_a+cname.npy").astype(np.float32))
+    assert sha256_file(path) == asset.sha256
