@@ -44,8 +44,8 @@ def detect(
                                                                  "Swin-B model)."),
     config: Path | None = typer.Option(None, "--config", "-c", help="Detic YAML (original or project)."),
     weights: Path | None = typer.Option(None, "--weights", "-w", help="Checkpoint in the official layout."),
-    vocab: str = typer.Option("lvis", "--vocab", help="lvis | objects365 | openimages | coco | \"a,b\" | "
-                                                     "embeddings .npy"),
+    vocab: str | None = typer.Option(None, "--vocab", help="lvis (default) | objects365 | openimages | coco | "
+                                                            "\"a,b\" | embeddings .npy"),
     vocab_names: Path | None = typer.Option(None, "--vocab-names", help="Class names of a .npy, one per line."),
     vocab_file: Path | None = typer.Option(None, "--vocab-file", help="Class names, one per line (CLIP-encoded)."),
     clip_checkpoint: Path | None = typer.Option(None, "--clip-checkpoint", help="Local CLIP weights for names."),
@@ -77,7 +77,8 @@ def detect(
     config_path, weights_path = model_files(model, config, weights, mirror=mirror, flag="--model",
                                             default=DEFAULT_MODEL)
     cfg = _detect_config(config_path, overrides, threshold, pred_all_class)
-    vocabulary = resolve_classifier(cfg, "" if vocab_file else vocab, vocab_file=vocab_file,
+    spec = vocab if vocab is not None else ("" if vocab_file else "lvis")
+    vocabulary = resolve_classifier(cfg, spec, vocab_file=vocab_file,
                                     vocab_names=vocab_names, clip_checkpoint=clip_checkpoint,
                                     device=str(torch_device), mirror=mirror)
     predictor = Predictor(cfg, weights=weights_path, device=torch_device, embeddings=vocabulary.embeddings,

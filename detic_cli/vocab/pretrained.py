@@ -111,8 +111,8 @@ def open_clip_weights(clip_model: str) -> tuple[Path, bool]:
     if file is not None:
         return file, quick
     if not _online():
-        raise DeticError(f"--clip-model {clip_model}: weights '{tag}' are not in the local cache and there "
-                         "is no network; connect once to download them, or pass --clip-checkpoint PATH")
+        raise DeticError(f"CLIP {clip_model} weights '{tag}', which encode class names, are not in the local cache "
+                         "and there is no network; connect once to download them, or pass --clip-checkpoint PATH")
     try:
         with _quiet():
             return Path(oc_pretrained.download_pretrained(cfg)), quick

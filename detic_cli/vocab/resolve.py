@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,7 +107,15 @@ def resolve_vocabulary(
     if names_file:
         warn(f"--vocab-names {names_file} is ignored: it names the rows of a .npy vocabulary")
     names = drop_duplicates(split_names(spec, "--vocab"), "--vocab")
-    return _encode(names, encoder, device, "names")
+    near = difflib.get_close_matches(spec.lower(), list(BUILTIN_VOCABULARIES), n=1, cutoff=0.75)
+    hint = f"--vocab {spec} is read as a class name; did you mean the built-in {near[0]}?" if near else ""
+    try:
+        vocabulary = _encode(names, encoder, device, "names")
+    except DeticError as exc:
+        raise DeticError(f"{exc} ({hint})" if hint else str(exc)) from exc
+    if hint:
+        warn(hint)
+    return vocabulary
 
 
 def _encode(names: list[str], encoder: EncoderSpec, device: str, source: str) -> Vocabulary:

@@ -175,3 +175,9 @@ def test_outputs_are_checked_before_the_model_loads(run_cli, pictures, tmp_path)
         assert code == 1 and message in err and err.strip().count("\n") == 0, (extra, err)
     assert {p.name: p.read_bytes() for p in pictures.iterdir()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pics", "plain"]
+
+
+def test_vocab_and_vocab_file_together_are_refused(run_cli, model_args, pictures, tmp_path):
+    (tmp_path / "names.txt").write_text("cat\ndog\n")
+    code, _, err = run_cli("detect", pictures / "a.jpg", *model_args, "--vocab-file", tmp_path / "names.txt")
+    assert code == 1 and "give only one of them" in err

@@ -24,6 +24,15 @@ def test_not_cached_offline_is_a_clear_error(hf_cache, capsys):
     assert "Traceback" not in capsys.readouterr().err
 
 
+def test_a_typo_of_a_builtin_name_is_pointed_out(hf_cache, parity_clip, capsys):
+    with pytest.raises(DeticError, match=r"\(--vocab lvsi is read as a class name; did you mean the built-in lvis\?\)"):
+        resolve_vocabulary("lvsi")
+    voc = resolve_vocabulary("lvsi", clip_checkpoint=str(parity_clip))  # encodable: a warning, not an error
+    assert voc.names == ["lvsi"] and "did you mean the built-in lvis" in capsys.readouterr().err
+    with pytest.raises(DeticError, match="give only one of them"):
+        resolve_vocabulary("coco", vocab_file="names.txt")
+
+
 def test_cached_weights_are_used(hf_cache, parity_clip, clip_case, assert_close_to_case):
     """A huggingface_hub cache entry for open_clip's ViT-B-32 'openai' weights (here the parity file)."""
     repo = hf_cache / "models--timm--vit_base_patch32_clip_224.openai"
