@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -37,7 +38,15 @@ def _register() -> None:
     from detic_cli.cli import build_vocab, convert, cross_eval, data, detect, evaluate, train, zoo  # noqa: F401
 
 
+def _quiet_opencv() -> None:
+    """OpenCV and FFmpeg print their own warnings for unreadable videos and cameras; detect reports those in
+    one line, so their logs are off unless the user sets these variables."""
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+
+
 def main() -> None:
+    _quiet_opencv()
     _register()
     err = Console(stderr=True)
     try:

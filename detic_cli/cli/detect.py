@@ -70,6 +70,7 @@ def detect(
         raise DeticError("no input given: name images, folders, globs, videos or a webcam index")
     torch_device, amp_dtype = resolve_device(device), inference_amp(amp)
     plan = _output_plan(sources, output, json_path)
+    total = count_frames(sources, max_frames)
     if show and (problem := display_problem()):
         raise DeticError(f"--show: {problem}")
     from detic_cli.zoo.catalog import DEFAULT_MODEL
@@ -87,7 +88,7 @@ def detect(
     job = DetectJob(predictor, sources, plan=plan, json_path=json_path,
                     batch_size=batch_size, max_frames=max_frames, show=window)
     try:
-        _run_with_progress(job, count_frames(sources, max_frames))
+        _run_with_progress(job, total)
     finally:
         if window is not None:
             window.close()

@@ -62,16 +62,17 @@ def _folder_targets(sources: list[Source], folder: Path) -> dict[Source, Path]:
 
 
 def count_frames(sources: list[Source], max_frames: int | None) -> int | None:
-    """Total frames to process, or None when a source has no known length (webcam)."""
-    total = 0
+    """Total frames to process, or None when a source has no known length (webcam). Every video and
+    camera is opened once here, so one that cannot be opened fails before any work."""
+    total: int | None = 0
     for src in sources:
-        if src.kind == "image":
-            total += 1
-            continue
-        count = video_info(src)[0] if src.kind == "video" else 0
-        if count <= 0 and max_frames is None:
-            return None
-        total += min(count, max_frames) if max_frames and count > 0 else (count or max_frames or 0)
+        count = 1 if src.kind == "image" else video_info(src)[0]
+        if src.kind != "image" and max_frames:
+            count = min(count, max_frames) if count > 0 else max_frames
+        if count <= 0:
+            total = None
+        elif total is not None:
+            total += count
     return total
 
 

@@ -93,3 +93,18 @@ def test_show_gets_each_picture_in_this_thread_and_can_stop_the_job(tmp_path):
     cap = cv2.VideoCapture(str(tmp_path / "out" / "clip.mp4"))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 2
     cap.release()
+
+
+def test_count_frames_opens_every_video_and_camera_first(tmp_path, monkeypatch):
+    from detic_cli.engine import detect_job
+
+    clip = _video(tmp_path / "clip.avi", frames=5)
+    picture = Source("image", str(tmp_path / "a.png"))
+    assert detect_job.count_frames([picture, clip], None) == 6
+    assert detect_job.count_frames([picture, clip], 3) == 4
+    monkeypatch.setattr(detect_job, "video_info", lambda src: (0, 30.0, (64, 48)) if src.kind == "webcam"
+                        else (_ for _ in ()).throw(DeticError(f"{src.name}: cannot open video")))
+    with pytest.raises(DeticError, match="broken.mp4"):  # checked although a webcam (unknown length) came first
+        detect_job.count_frames([Source("webcam", "0"), Source("video", "broken.mp4")], None)
+    assert detect_job.count_frames([Source("webcam", "0")], None) is None
+    assert detect_job.count_frames([Source("webcam", "0")], 10) == 10
