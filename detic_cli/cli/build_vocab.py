@@ -22,6 +22,8 @@ def _collect_names(
     names: str | None, names_file: Path | None, ann: Path | None, avg_synonyms: bool
 ) -> tuple[list[str], list[list[str]] | None, str]:
     """(class names, synonyms or None, source label) from exactly one of the three inputs."""
+    if names is not None and not names.strip(" ,"):
+        raise DeticError(f"--names {names!r}: no class names; give them comma-separated, e.g. \"cat,dog\"")
     given = [opt for opt, val in (("--names", names), ("--names-file", names_file), ("--ann", ann)) if val]
     if len(given) != 1:
         raise typer.BadParameter("give exactly one of --names, --names-file or --ann"

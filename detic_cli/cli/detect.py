@@ -112,4 +112,12 @@ def _output_plan(sources: list[Source], output: Path | None, json_path: Path | N
 def _run_with_progress(job: DetectJob, total: int | None) -> None:
     with progress_bar("detect", _err, disable=total is not None and total <= 1) as bar:
         task = bar.add_task("detect", total=total)
-        job.run(on_frame=lambda frame, inst: bar.advance(task))
+        try:
+            job.run(on_frame=lambda frame, inst: bar.advance(task))
+        except DeticError as exc:
+            if not job.frames_done:
+                raise
+            raise DeticError(f"{exc} (the {job.frames_done} frame(s) before it are written)") from exc
+        except KeyboardInterrupt:
+            _err.print(f"detect: interrupted after {job.frames_done} frame(s); their results are written")
+            raise

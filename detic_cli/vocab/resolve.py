@@ -64,7 +64,9 @@ def _from_npy(spec: str, names_file: str | None) -> Vocabulary:
         array = np.load(path, allow_pickle=False)
     except Exception as exc:
         raise DeticError(f"--vocab {spec}: not a readable .npy array ({type(exc).__name__})") from exc
-    if array.ndim != 2 or array.shape[0] < 1 or array.shape[1] < 1:
+    if array.ndim == 2 and array.shape[0] == 0:
+        raise DeticError(f"--vocab {spec}: has no classes (shape {tuple(array.shape)}); give at least one row")
+    if array.ndim != 2 or array.shape[1] < 1:
         raise DeticError(f"--vocab {spec}: expected a 2-D (classes x dim) array, got shape {tuple(array.shape)}")
     if not np.issubdtype(array.dtype, np.floating) or not np.isfinite(array).all():
         raise DeticError(f"--vocab {spec}: expected finite floating-point embeddings, got {array.dtype}")

@@ -93,6 +93,7 @@ def test_usage_errors_exit_2(monkeypatch, capsys, args):
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--names", ",,", "--out", "x.npy"], "no class names"),
+    (["--names", "", "--out", "x.npy"], "no class names"),
     (["--names", "cat", "--prompt", "a photo", "--out", "x.npy"], "template"),
     (["--names-file", "missing.txt", "--out", "x.npy"], "file not found"),
     (["--names", "cat", "--clip-checkpoint", "missing.pt", "--out", "x.npy"], "file not found"),

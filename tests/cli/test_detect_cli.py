@@ -98,6 +98,7 @@ def test_truncated_image_keeps_earlier_results(run_cli, model_args, pictures, tm
     (pictures / "b.jpg").write_bytes(data[: len(data) // 3])
     code, _, err = run_cli("detect", pictures, "--json", tmp_path / "d.json", *model_args)
     assert code == 1 and "b.jpg: cannot read image" in err and "Traceback" not in err
+    assert "(the 1 frame(s) before it are written)" in err.splitlines()[-1]
     records = json.loads((tmp_path / "d.json").read_text())
     assert [r["file_name"] for r in records] == [str(pictures / "a.jpg")]
     assert not list(tmp_path.glob(".d.json*"))

@@ -71,6 +71,12 @@ def test_npy_wrong_shape_or_type(tmp_path, array):
         resolve_vocabulary(str(tmp_path / "bad.npy"))
 
 
+def test_npy_without_rows_says_so(tmp_path):
+    np.save(tmp_path / "empty.npy", np.zeros((0, 512), np.float32))
+    with pytest.raises(DeticError, match=r"empty.npy: has no classes \(shape \(0, 512\)\)"):
+        resolve_vocabulary(str(tmp_path / "empty.npy"))
+
+
 def test_other_file_points_to_vocab_file(tmp_path):
     (tmp_path / "classes.txt").write_text("cat\n")
     with pytest.raises(DeticError, match="--vocab-file"):
