@@ -7,6 +7,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from detic_cli import __version__
 from detic_cli.errors import DeticError
@@ -52,11 +53,12 @@ def main() -> None:
     try:
         app(standalone_mode=True)
     except DeticError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(1)
     except OSError as exc:  # a file system refusal met mid-way (disk full, permissions): one line too
         where = f": {exc.filename}" if exc.filename else ""
-        err.print(f"[bold red]error:[/] {exc.strerror or exc}{where}", highlight=False, soft_wrap=True)
+        err.print(f"[bold red]error:[/] {escape(str(exc.strerror or exc))}{escape(where)}", highlight=False,
+                  soft_wrap=True)
         sys.exit(1)
     except KeyboardInterrupt:
         err.print("interrupted")

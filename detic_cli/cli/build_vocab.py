@@ -78,5 +78,5 @@ def build_vocab(
     meta = {"names": class_names, "prompt": template, "encoder": encoder, "source": source,
             "fix_space": fix_space, "synonyms_averaged": synonyms is not None}
     side = save_vocabulary(out, emb, meta, dtype=dtype)
-    Console().print(f"wrote {out} ({side['count']} x {side['dimension']} {dtype}) and "
+    Console(markup=False).print(f"wrote {out} ({side['count']} x {side['dimension']} {dtype}) and "
                     f"{out.with_suffix('.json')}; encoder {encoder}", highlight=False, soft_wrap=True)

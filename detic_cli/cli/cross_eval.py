@@ -31,7 +31,7 @@ from detic_cli.engine.evaluate_job import DistInfo
 from detic_cli.zoo.catalog import ZooRow, rows_for
 from detic_cli.zoo.resolve import find_row, resolve_model
 
-_err = Console(stderr=True)
+_err = Console(stderr=True, markup=False)  # messages carry paths and user text verbatim
 
 
 def cross_row(row: ZooRow) -> ZooRow | None:

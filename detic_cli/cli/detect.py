@@ -24,7 +24,7 @@ from detic_cli.engine.detect_job import DetectJob, OutputPlan, count_frames
 from detic_cli.engine.predictor import Predictor
 from detic_cli.errors import DeticError
 
-_err = Console(stderr=True)
+_err = Console(stderr=True, markup=False)  # messages carry paths and user text verbatim
 
 
 def _detect_config(config: Path, overrides: list[str], threshold: float, pred_all_class: bool) -> CfgNode:

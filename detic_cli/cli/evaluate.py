@@ -28,7 +28,7 @@ from detic_cli.engine.evaluate_job import (
 )
 from detic_cli.errors import DeticError
 
-_err = Console(stderr=True)
+_err = Console(stderr=True, markup=False)  # messages carry paths and user text verbatim
 # The built-in vocabulary each evaluator's named datasets are labelled with.
 DEFAULT_VOCAB = {"lvis": "lvis", "coco": "coco", "ovcoco": "coco", "objects365": "objects365", "oid": "openimages"}
 

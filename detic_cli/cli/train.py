@@ -35,7 +35,7 @@ from detic_cli.engine.trainer import StepInfo, Trainer
 from detic_cli.errors import DeticError
 from detic_cli.utils import atomic_write_bytes
 
-_err = Console(stderr=True)
+_err = Console(stderr=True, markup=False)  # messages carry paths and user text verbatim
 
 
 def _say(dist: DistInfo, message: str) -> None:

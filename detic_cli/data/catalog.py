@@ -112,22 +112,19 @@ def _from_layout(name: str, layout: DatasetLayout, root: Path, check: bool) -> D
 
 
 def expected_files_message(name: str, root: str | Path | None = None) -> str:
-    """Which files dataset `name` needs, where, and which of them are missing."""
+    """One line: which files dataset `name` needs, where, and which of them are missing."""
     layout, base = LAYOUTS[name], datasets_root(root)
-    lines = [f"dataset {name} is not ready under {base} (set {ENV_VAR} to its root); expected:"]
     ann = " or ".join(str(base / a) for a in layout.annotations)
-    lines.append(f"  annotations: {ann}{_state(any((base / a).is_file() for a in layout.annotations))}")
-    lines.append(f"  images:      {base / layout.image_root}/{_state((base / layout.image_root).is_dir())}")
-    for key, rel in layout.extra.items():
-        lines.append(f"  {key}:   {base / rel}{_state((base / rel).is_file())}")
-    if layout.note:
-        lines.append(f"  note: {layout.note}")
-    lines.append("  layout: see the original Detic datasets/README.md")
-    return "\n".join(lines)
+    parts = [f"annotations {ann}{_state(any((base / a).is_file() for a in layout.annotations))}",
+             f"images {base / layout.image_root}/{_state((base / layout.image_root).is_dir())}"]
+    parts += [f"{key} {base / rel}{_state((base / rel).is_file())}" for key, rel in layout.extra.items()]
+    note = f"; {layout.note}" if layout.note else ""
+    return (f"dataset {name} is not ready under {base}: expected {', '.join(parts)}{note}; set {ENV_VAR} to its "
+            "root (layout: the original Detic datasets/README.md)")
 
 
 def _state(ok: bool) -> str:
-    return "" if ok else "  [missing]"
+    return "" if ok else " (missing)"
 
 
 def image_file(dataset: Dataset, image: dict[str, object]) -> Path:

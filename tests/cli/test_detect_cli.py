@@ -182,3 +182,9 @@ def test_vocab_and_vocab_file_together_are_refused(run_cli, model_args, pictures
     (tmp_path / "names.txt").write_text("cat\ndog\n")
     code, _, err = run_cli("detect", pictures / "a.jpg", *model_args, "--vocab-file", tmp_path / "names.txt")
     assert code == 1 and "give only one of them" in err
+
+
+def test_error_lines_keep_square_brackets(run_cli, tmp_path):
+    """Messages are printed verbatim: a path with [brackets] is not taken for console markup."""
+    code, _, err = run_cli("detect", tmp_path / "[run]" / "x.jpg")
+    assert code == 1 and "[run]" in err and err.strip().count("\n") == 0

@@ -28,7 +28,7 @@ def test_missing_dataset_names_expected_files(tmp_path, monkeypatch):
     msg = str(err.value)
     assert str(tmp_path / "oid/annotations/oid_challenge_2019_val_expanded.json") in msg
     assert str(tmp_path / "oid/annotations/challenge-2019-label500-hierarchy.json") in msg
-    assert str(tmp_path / "oid/images/validation") in msg and "[missing]" in msg
+    assert str(tmp_path / "oid/images/validation") in msg and "(missing)" in msg and "\n" not in msg
 
 
 def test_resolves_under_env_root(tmp_path, monkeypatch):
