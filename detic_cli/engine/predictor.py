@@ -50,7 +50,7 @@ class Predictor:
         self.device = device
         self.model = build_model(cfg)
         if isinstance(weights, Mapping):
-            load_state_dict(self.model, dict(weights), "the model being trained")
+            load_state_dict(self.model, dict(weights), "the in-memory weights")
         else:
             load_checkpoint(self.model, weights)
         self.model.to(device).eval()

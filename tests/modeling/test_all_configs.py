@@ -9,12 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from detic_cli.checkpoint.load import is_derived, load_state_dict
+from detic_cli.checkpoint.load import is_derived
 from detic_cli.config import load_config
 from detic_cli.data.image_io import read_image_bgr
 from detic_cli.data.transforms import resize_image
 from detic_cli.engine.predictor import Predictor
-from detic_cli.modeling.build import build_model
 from tests.conftest import SHARED
 
 MANIFESTS = json.loads((SHARED / "parity/manifests.json").read_text()) if SHARED.is_dir() else {}
@@ -38,18 +37,15 @@ def _params():
 def test_config_builds_loads_and_detects(config_name, shared_dir):
     cfg = load_config(shared_dir / "detic-reference/configs" / config_name,
                       ["INPUT.MIN_SIZE_TEST=160", "INPUT.MAX_SIZE_TEST=256", "MODEL.ROI_HEADS.SCORE_THRESH_TEST=0.0"])
-    model = build_model(cfg)
     manifest = MANIFESTS[config_name]
     learned = {k: tuple(v) for k, v in manifest.items() if not is_derived(k)}
-    ours = {k: tuple(v.shape) for k, v in model.state_dict().items() if not is_derived(k)}
-    assert ours == learned
-    load_state_dict(model, _parity_weights().parity_state_dict(manifest, seed=0), config_name)
-    predictor = Predictor.__new__(Predictor)
-    predictor.model, predictor.cfg = model, cfg
-    predictor.min_size, predictor.max_size, predictor.input_format = 160, 256, cfg.INPUT.FORMAT
+    vocab = None
     if cfg.MODEL.META_ARCHITECTURE == "CustomRCNN":
         vocab = np.load(shared_dir / "detic-metadata/coco_clip_a+cname.npy")
-        model.set_vocabulary(torch.as_tensor(vocab.astype(np.float32)))
+    predictor = Predictor(cfg, weights=_parity_weights().parity_state_dict(manifest, seed=0),
+                          device=torch.device("cpu"), embeddings=vocab)
+    ours = {k: tuple(v.shape) for k, v in predictor.model.state_dict().items() if not is_derived(k)}
+    assert ours == learned
     image = resize_image(read_image_bgr(shared_dir / "parity/images/chelsea.jpg"), (150, 226))
     result = predictor([image])[0]
     assert len(result) > 0
