@@ -19,7 +19,7 @@ from detic_cli.cli.common import (
 )
 from detic_cli.cli.display import Window, display_problem
 from detic_cli.config import CfgNode, load_config
-from detic_cli.data.sources import Source, expand_inputs
+from detic_cli.data.sources import Source, expand_inputs, video_info
 from detic_cli.engine.detect_job import DetectJob, OutputPlan, count_frames
 from detic_cli.engine.predictor import Predictor
 from detic_cli.errors import DeticError
@@ -61,6 +61,8 @@ def detect(
                                                                             "frames."),
     show: bool = typer.Option(False, "--show", help="Show results in a window (q or Esc stops; needs a display "
                                                     "and OpenCV with a GUI)."),
+    skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip unreadable pictures and videos (a warning each) "
+                                                            "instead of stopping at the first."),
     mirror: str | None = typer.Option(None, "--mirror", help="Base URL or folder standing in for public hosts."),
 ) -> None:
     """Detect objects of any vocabulary in pictures and videos."""
@@ -70,6 +72,9 @@ def detect(
         raise DeticError("no input given: name images, folders, globs, videos or a webcam index")
     torch_device, amp_dtype = resolve_device(device), inference_amp(amp)
     plan = _output_plan(sources, output, json_path)
+    given = len(sources)
+    if skip_bad:
+        sources = _openable(sources)
     total = count_frames(sources, max_frames)
     if show and (problem := display_problem()):
         raise DeticError(f"--show: {problem}")
@@ -88,13 +93,29 @@ def detect(
     job = DetectJob(predictor, sources, plan=plan, json_path=json_path,
                     batch_size=batch_size, max_frames=max_frames, show=window)
     try:
-        _run_with_progress(job, total)
+        skipped = given - len(sources) + _run_with_progress(job, total, skip_bad)
     finally:
         if window is not None:
             window.close()
-    _err.print(f"detect: {job.frames_done} frame(s) from {len(sources)} input(s)"
+    _err.print(f"detect: {job.frames_done} frame(s) from {given} input(s)"
+               + (f"; {skipped} unreadable input(s) skipped" if skipped else "")
                + (f"; JSON {json_path}" if json_path else "") + (f"; pictures in {output}" if output else ""),
-               highlight=False)
+               highlight=False, soft_wrap=True)
+
+
+def _openable(sources: list[Source]) -> list[Source]:
+    """--skip-bad: the sources whose video or camera opens (pictures are checked as they are read)."""
+    kept = []
+    for src in sources:
+        try:
+            if src.kind != "image":
+                video_info(src)
+            kept.append(src)
+        except DeticError as exc:
+            _err.print(f"warning: {exc}; skipped", soft_wrap=True)
+    if not kept:
+        raise DeticError("no readable input: every video or camera failed to open")
+    return kept
 
 
 def _output_plan(sources: list[Source], output: Path | None, json_path: Path | None) -> OutputPlan:
@@ -109,11 +130,19 @@ def _output_plan(sources: list[Source], output: Path | None, json_path: Path | N
     return plan
 
 
-def _run_with_progress(job: DetectJob, total: int | None) -> None:
+def _run_with_progress(job: DetectJob, total: int | None, skip_bad: bool) -> int:
+    """Run `job` under a progress bar; returns how many inputs --skip-bad passed over."""
+    skipped: list[Source] = []
+
+    def skip(src: Source, message: str) -> None:
+        skipped.append(src)
+        _err.print(f"warning: {message}; skipped", soft_wrap=True)
+        bar.advance(task)
+
     with progress_bar("detect", _err, disable=total is not None and total <= 1) as bar:
         task = bar.add_task("detect", total=total)
         try:
-            job.run(on_frame=lambda frame, inst: bar.advance(task))
+            job.run(on_frame=lambda frame, inst: bar.advance(task), on_skip=skip if skip_bad else None)
         except DeticError as exc:
             if not job.frames_done:
                 raise
@@ -121,3 +150,4 @@ def _run_with_progress(job: DetectJob, total: int | None) -> None:
         except KeyboardInterrupt:
             _err.print(f"detect: interrupted after {job.frames_done} frame(s); their results are written")
             raise
+    return len(skipped)

@@ -76,14 +76,26 @@ def count_frames(sources: list[Source], max_frames: int | None) -> int | None:
     return total
 
 
-def _batches(sources: list[Source], size: int, max_frames: int | None) -> Iterator[list[Frame]]:
-    batch: list[Frame] = []
+def _frames(sources: list[Source], max_frames: int | None,
+            on_skip: Callable[[Source, str], None] | None) -> Iterator[Frame]:
+    """Every source's frames in order; with `on_skip`, a source that fails is reported and passed over
+    (a video keeps the frames before the failure), otherwise its DeticError propagates."""
     for src in sources:
-        for frame in iter_frames(src, max_frames):
-            batch.append(frame)
-            if len(batch) == size:
-                yield batch
-                batch = []
+        try:
+            yield from iter_frames(src, max_frames)
+        except DeticError as exc:
+            if on_skip is None:
+                raise
+            on_skip(src, str(exc))
+
+
+def _batches(frames: Iterator[Frame], size: int) -> Iterator[list[Frame]]:
+    batch: list[Frame] = []
+    for frame in frames:
+        batch.append(frame)
+        if len(batch) == size:
+            yield batch
+            batch = []
     if batch:
         yield batch
 
@@ -108,18 +120,20 @@ class DetectJob:
         self.videos: dict[Source, VideoOutput] = {}
         self.frames_done = 0
 
-    def _prepared(self) -> Iterator[tuple[list[Frame], list[dict]]]:
-        for batch in _batches(self.sources, self.batch_size, self.max_frames):
+    def _prepared(self, on_skip: Callable[[Source, str], None] | None) -> Iterator[tuple[list[Frame], list[dict]]]:
+        for batch in _batches(_frames(self.sources, self.max_frames, on_skip), self.batch_size):
             yield batch, self.predictor.prepare([f.image for f in batch])
 
-    def run(self, on_frame: Callable[[Frame, Instances], None] | None = None) -> None:
+    def run(self, on_frame: Callable[[Frame, Instances], None] | None = None,
+            on_skip: Callable[[Source, str], None] | None = None) -> None:
         """Frames are read and resized a batch ahead on a thread, so reading overlaps the forward passes;
         results are written on another thread (in this one with `show`, which windows need). Everything
-        up to a failing input is written, in input order; `show` returning False stops the job there."""
+        up to a failing input is written, in input order; `show` returning False stops the job there.
+        `on_skip(source, message)` (called on the reading thread) makes unreadable inputs skipped."""
         writer = None if self.show else OrderedWorker(lambda item: self._handle(*item, on_frame))
         failed = False
         try:
-            with closing(prefetch(self._prepared(), depth=2)) as ahead:
+            with closing(prefetch(self._prepared(on_skip), depth=2)) as ahead:
                 for batch, inputs in ahead:
                     for frame, instances in zip(batch, self.predictor.predict(inputs), strict=True):
                         if writer is not None:

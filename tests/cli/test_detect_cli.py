@@ -188,3 +188,16 @@ def test_error_lines_keep_square_brackets(run_cli, tmp_path):
     """Messages are printed verbatim: a path with [brackets] is not taken for console markup."""
     code, _, err = run_cli("detect", tmp_path / "[run]" / "x.jpg")
     assert code == 1 and "[run]" in err and err.strip().count("\n") == 0
+
+
+def test_skip_bad_goes_on_past_unreadable_inputs(run_cli, model_args, pictures, tmp_path):
+    (pictures / "b.jpg").write_bytes((pictures / "b.jpg").read_bytes()[:300])  # truncated, between a and c
+    (pictures / "c.png").write_bytes(cv2.imencode(".png", np.full((64, 80, 3), 120, np.uint8))[1].tobytes())
+    (pictures / "d.mp4").write_bytes(b"not a video")
+    code, _, err = run_cli("detect", pictures, "--json", tmp_path / "d.json", "--skip-bad", *model_args)
+    assert code == 0, err
+    records = json.loads((tmp_path / "d.json").read_text())
+    assert [r["file_name"] for r in records] == [str(pictures / "a.jpg"), str(pictures / "c.png")]
+    warnings = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 2 and "b.jpg: cannot read image" in warnings[1] and "d.mp4" in warnings[0]
+    assert "2 frame(s) from 4 input(s); 2 unreadable input(s) skipped" in err
