@@ -73,7 +73,7 @@ def check_writable(path: Path, flag: str, *, folder: bool = False) -> None:
     if path.exists() and path.is_dir() != folder:
         raise DeticError(f"{flag} {path}: is a {'file' if folder else 'folder'}; give a "
                          f"{'folder' if folder else 'file name'}")
-    ancestor = path.parent
+    ancestor = path if folder and path.is_dir() else path.parent
     while not ancestor.exists():
         ancestor = ancestor.parent
     if not ancestor.is_dir():

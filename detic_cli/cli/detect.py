@@ -144,10 +144,11 @@ def _run_with_progress(job: DetectJob, total: int | None, skip_bad: bool) -> int
         try:
             job.run(on_frame=lambda frame, inst: bar.advance(task), on_skip=skip if skip_bad else None)
         except DeticError as exc:
-            if not job.frames_done:
+            if not job.frames_done or not job.writes:
                 raise
             raise DeticError(f"{exc} (the {job.frames_done} frame(s) before it are written)") from exc
         except KeyboardInterrupt:
-            _err.print(f"detect: interrupted after {job.frames_done} frame(s); their results are written")
+            done = "; their results are written" if job.writes else ""
+            _err.print(f"detect: interrupted after {job.frames_done} frame(s){done}")
             raise
     return len(skipped)

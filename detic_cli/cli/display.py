@@ -35,12 +35,19 @@ class Window:
     def __call__(self, picture: np.ndarray, still: bool) -> bool:
         cv2.imshow(self.title, picture)
         self.opened = True
-        key = cv2.waitKey(0 if still else 1) & 0xFF
-        if key in _STOP_KEYS:
-            return False
-        return cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) >= 1
+        while True:  # a picture waits for a key, polling so that closing the window also ends the wait
+            key = cv2.waitKey(100 if still else 1)
+            if key != -1 and (key & 0xFF) in _STOP_KEYS:
+                return False
+            if cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1:
+                return False
+            if key != -1 or not still:
+                return True
 
     def close(self) -> None:
         if self.opened:
-            cv2.destroyWindow(self.title)
-            cv2.waitKey(1)
+            try:
+                cv2.destroyAllWindows()
+                cv2.waitKey(1)
+            except cv2.error:  # the user closed it already
+                pass

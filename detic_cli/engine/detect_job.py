@@ -90,12 +90,18 @@ def _frames(sources: list[Source], max_frames: int | None,
 
 
 def _batches(frames: Iterator[Frame], size: int) -> Iterator[list[Frame]]:
+    """Frames in lists of `size`; when reading fails, the frames read before it still come out first."""
     batch: list[Frame] = []
-    for frame in frames:
-        batch.append(frame)
-        if len(batch) == size:
+    try:
+        for frame in frames:
+            batch.append(frame)
+            if len(batch) == size:
+                yield batch
+                batch = []
+    except DeticError:
+        if batch:
             yield batch
-            batch = []
+        raise
     if batch:
         yield batch
 
@@ -119,6 +125,11 @@ class DetectJob:
         self.max_frames = max_frames
         self.videos: dict[Source, VideoOutput] = {}
         self.frames_done = 0
+
+    @property
+    def writes(self) -> bool:
+        """Whether results go anywhere (JSON, pictures or videos)."""
+        return self.json is not None or bool(self.plan.targets)
 
     def _prepared(self, on_skip: Callable[[Source, str], None] | None) -> Iterator[tuple[list[Frame], list[dict]]]:
         for batch in _batches(_frames(self.sources, self.max_frames, on_skip), self.batch_size):
@@ -150,10 +161,20 @@ class DetectJob:
                 if writer is not None:
                     writer.close()
             finally:
-                for video in self.videos.values():
-                    video.close(keep=True)
-                if self.json and (self.json.records or not failed):
-                    self.json.close()
+                self._close_outputs(failed)
+
+    def _close_outputs(self, failed: bool) -> None:
+        """Finish every video and the JSON, even when one of them fails (the first error is raised)."""
+        errors: list[BaseException] = []
+        for video in self.videos.values():
+            try:
+                video.close(keep=True)
+            except Exception as exc:
+                errors.append(exc)
+        if self.json and (self.json.records or not failed):
+            self.json.close()
+        if errors:
+            raise errors[0]
 
     def _handle(self, frame: Frame, instances: Instances,
                 on_frame: Callable[[Frame, Instances], None] | None) -> bool:

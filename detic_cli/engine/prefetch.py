@@ -48,6 +48,10 @@ def prefetch(items: Iterable[T], depth: int = 2) -> Iterator[T]:
         except BaseException as exc:  # handed to the consumer, raised there
             put(_Raised(exc))
             return
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()  # a generator releases what it holds (video captures) on this thread, now
         put(_DONE)
 
     worker = threading.Thread(target=produce, name="detic-prefetch", daemon=True)

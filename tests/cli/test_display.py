@@ -38,31 +38,48 @@ def test_show_without_a_display_is_one_line(run_cli, monkeypatch, tmp_path):
 
 
 class FakeWindows:
-    def __init__(self, keys: list[int], visible: float = 1.0) -> None:
-        self.keys, self.visible, self.waits, self.shown, self.destroyed = keys, visible, [], 0, []
+    """cv2's window calls: waitKey answers from `keys` (-1: no key), the window is visible while `visible`."""
+
+    def __init__(self, keys: list[int], visible: list[float] | None = None) -> None:
+        self.keys, self.visible, self.waits, self.shown, self.destroyed = keys, visible, [], 0, 0
 
     def install(self, monkeypatch) -> None:
         monkeypatch.setattr(display.cv2, "imshow", lambda title, picture: setattr(self, "shown", self.shown + 1))
         monkeypatch.setattr(display.cv2, "waitKey", lambda delay: self.waits.append(delay) or self.keys.pop(0))
-        monkeypatch.setattr(display.cv2, "getWindowProperty", lambda title, prop: self.visible)
-        monkeypatch.setattr(display.cv2, "destroyWindow", lambda title: self.destroyed.append(title))
+        monkeypatch.setattr(display.cv2, "getWindowProperty",
+                            lambda title, prop: self.visible.pop(0) if self.visible else 1.0)
+        monkeypatch.setattr(display.cv2, "destroyAllWindows", lambda: setattr(self, "destroyed", self.destroyed + 1))
 
 
 def test_window_plays_frames_waits_on_pictures_and_stops_on_q_or_esc(monkeypatch):
-    fake = FakeWindows([255, ord("a"), ord("q"), 27, 0])
+    fake = FakeWindows([-1, -1, -1, ord("a"), ord("q"), 27, -1])
     fake.install(monkeypatch)
     window = display.Window("detic")
     frame = np.zeros((4, 4, 3), np.uint8)
     assert window(frame, still=False) is True       # no key within 1 ms: play on
-    assert window(frame, still=True) is True        # a picture waits for any key
+    assert window(frame, still=True) is True        # a picture polls until a key comes
     assert window(frame, still=False) is False      # q
     assert window(frame, still=False) is False      # Esc
-    assert fake.waits == [1, 0, 1, 1] and fake.shown == 4
+    assert fake.waits == [1, 100, 100, 100, 1, 1] and fake.shown == 4
     window.close()
-    assert fake.destroyed == ["detic"]
+    assert fake.destroyed == 1
 
 
-def test_closing_the_window_stops(monkeypatch):
-    fake = FakeWindows([255], visible=0.0)
+def test_closing_the_window_stops_videos_and_ends_a_picture_wait(monkeypatch):
+    fake = FakeWindows([-1, -1, -1], visible=[0.0, 1.0, 0.0])
     fake.install(monkeypatch)
-    assert display.Window()(np.zeros((4, 4, 3), np.uint8), still=False) is False
+    window = display.Window()
+    frame = np.zeros((4, 4, 3), np.uint8)
+    assert window(frame, still=False) is False
+    assert window(frame, still=True) is False  # closed during the wait: no hang
+    assert fake.waits == [1, 100, 100]
+
+
+def test_closing_an_already_closed_window_is_quiet(monkeypatch):
+    def refuse():
+        raise display.cv2.error("NULL window")
+
+    monkeypatch.setattr(display.cv2, "destroyAllWindows", refuse)
+    window = display.Window()
+    window.opened = True
+    window.close()
