@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
@@ -19,7 +20,7 @@ from detic_cli.cli.common import (
 )
 from detic_cli.cli.display import Window, display_problem
 from detic_cli.config import CfgNode, load_config
-from detic_cli.data.sources import Source, expand_inputs, video_info
+from detic_cli.data.sources import Source, expand_inputs
 from detic_cli.engine.detect_job import DetectJob, OutputPlan, count_frames
 from detic_cli.engine.predictor import Predictor
 from detic_cli.errors import DeticError
@@ -73,9 +74,12 @@ def detect(
     torch_device, amp_dtype = resolve_device(device), inference_amp(amp)
     plan = _output_plan(sources, output, json_path)
     given = len(sources)
-    if skip_bad:
-        sources = _openable(sources)
-    total = count_frames(sources, max_frames)
+    unopened: list[Source] = []
+    total = count_frames(sources, max_frames, on_skip=_skip_unopened(unopened) if skip_bad else None)
+    if unopened:
+        sources = [src for src in sources if src not in unopened]
+        if not sources:
+            raise DeticError("no readable input: every video or camera failed to open")
     if show and (problem := display_problem()):
         raise DeticError(f"--show: {problem}")
     from detic_cli.zoo.catalog import DEFAULT_MODEL
@@ -103,19 +107,12 @@ def detect(
                highlight=False, soft_wrap=True)
 
 
-def _openable(sources: list[Source]) -> list[Source]:
-    """--skip-bad: the sources whose video or camera opens (pictures are checked as they are read)."""
-    kept = []
-    for src in sources:
-        try:
-            if src.kind != "image":
-                video_info(src)
-            kept.append(src)
-        except DeticError as exc:
-            _err.print(f"warning: {exc}; skipped", soft_wrap=True)
-    if not kept:
-        raise DeticError("no readable input: every video or camera failed to open")
-    return kept
+def _skip_unopened(unopened: list[Source]) -> Callable[[Source, str], None]:
+    """--skip-bad: a video or camera that does not open is warned about and remembered."""
+    def skip(src: Source, message: str) -> None:
+        unopened.append(src)
+        _err.print(f"warning: {message}; skipped", soft_wrap=True)
+    return skip
 
 
 def _output_plan(sources: list[Source], output: Path | None, json_path: Path | None) -> OutputPlan:

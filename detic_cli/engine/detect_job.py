@@ -61,12 +61,20 @@ def _folder_targets(sources: list[Source], folder: Path) -> dict[Source, Path]:
     return targets
 
 
-def count_frames(sources: list[Source], max_frames: int | None) -> int | None:
+def count_frames(sources: list[Source], max_frames: int | None,
+                 on_skip: Callable[[Source, str], None] | None = None) -> int | None:
     """Total frames to process, or None when a source has no known length (webcam). Every video and
-    camera is opened once here, so one that cannot be opened fails before any work."""
+    camera is opened once here, so one that cannot be opened fails before any work; with `on_skip`
+    it is reported there instead and not counted."""
     total: int | None = 0
     for src in sources:
-        count = 1 if src.kind == "image" else video_info(src)[0]
+        try:
+            count = 1 if src.kind == "image" else video_info(src)[0]
+        except DeticError as exc:
+            if on_skip is None:
+                raise
+            on_skip(src, str(exc))
+            continue
         if src.kind != "image" and max_frames:
             count = min(count, max_frames) if count > 0 else max_frames
         if count <= 0:
