@@ -75,11 +75,27 @@ def test_closing_the_window_stops_videos_and_ends_a_picture_wait(monkeypatch):
     assert fake.waits == [1, 100, 100]
 
 
-def test_closing_an_already_closed_window_is_quiet(monkeypatch):
+def test_closing_an_already_closed_window_is_quiet(monkeypatch, capsys):
+    """OpenCV raises when asked to destroy a window the user already closed: close() swallows exactly that
+    error (tried once, nothing raised or printed); any other error still propagates."""
+    tried = []
+
     def refuse():
+        tried.append("destroy")
         raise display.cv2.error("NULL window")
 
     monkeypatch.setattr(display.cv2, "destroyAllWindows", refuse)
     window = display.Window()
+    window.close()  # never opened: OpenCV is not touched
+    assert tried == []
     window.opened = True
     window.close()
+    assert tried == ["destroy"]
+    assert capsys.readouterr() == ("", "")
+
+    def broken():
+        raise RuntimeError("not an OpenCV window error")
+
+    monkeypatch.setattr(display.cv2, "destroyAllWindows", broken)
+    with pytest.raises(RuntimeError, match="not an OpenCV"):
+        window.close()

@@ -31,7 +31,9 @@ def test_equals_pycocotools(seed, iou_type, cocoeval, same):
 
 def test_objects365_is_coco_box_ap(cocoeval, same):
     gt, results = _set(5, False)
-    same(evaluate_results("objects365", gt, results, "bbox"), cocoeval(gt, results, "bbox")[0])
+    ours = evaluate_results("objects365", gt, results, "bbox")
+    same(ours, cocoeval(gt, results, "bbox")[0])
+    assert ours == evaluate_results("coco", gt, results, "bbox") and ours["AP"] > 1
 
 
 def test_empty_and_unknown(cocoeval, same):
