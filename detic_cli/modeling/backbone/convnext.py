@@ -42,12 +42,24 @@ CONVNEXT_SIZES: dict[str, ConvNeXtSize] = {
 
 
 class LayerNorm2d(nn.LayerNorm):
-    """LayerNorm over the channels of an NCHW map (eps 1e-6): (B, C, H, W) -> (B, C, H, W)."""
+    """LayerNorm over the channels of an NCHW map (eps 1e-6): (B, C, H, W) -> (B, C, H, W).
 
-    def __init__(self, channels: int) -> None:
+    `unbiased=False` is the usual layer norm (variance over C). `unbiased=True` divides the variance by
+    C - 1, as the original's timm 0.5.4 ConvNeXt does between stages: its LayerNorm2d switches to a
+    channels-first formula built on `torch.var_mean` (unbiased by default) whenever its input is laid out
+    channels-last, which every stage output is (the blocks end on a permuted tensor). A 1 x 1 map is
+    contiguous in either layout, so there it keeps the biased variance.
+    """
+
+    def __init__(self, channels: int, unbiased: bool = False) -> None:
         super().__init__(channels, eps=LN_EPS)
+        self.unbiased = unbiased
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.unbiased and x.shape[-2] * x.shape[-1] > 1:
+            var, mean = torch.var_mean(x, dim=1, keepdim=True, correction=1)
+            y = (x - mean) * torch.rsqrt(var + self.eps)
+            return y * self.weight[:, None, None] + self.bias[:, None, None]
         y = F.layer_norm(x.permute(0, 2, 3, 1), self.normalized_shape, self.weight, self.bias, self.eps)
         return y.permute(0, 3, 1, 2)
 
@@ -70,12 +82,14 @@ class ConvNeXtBlock(nn.Module):
 
 
 class ConvNeXtStage(nn.Module):
-    """Optional downsample (LayerNorm2d then 2x2 stride-2 conv) followed by `depth` blocks."""
+    """Optional downsample (LayerNorm2d with the unbiased variance, then 2x2 stride-2 conv) followed by
+    `depth` blocks."""
 
     def __init__(self, in_dim: int, dim: int, depth: int, drop_path_rates: Sequence[float], downsample: bool) -> None:
         super().__init__()
         if downsample:
-            self.downsample = nn.Sequential(LayerNorm2d(in_dim), nn.Conv2d(in_dim, dim, kernel_size=2, stride=2))
+            norm = LayerNorm2d(in_dim, unbiased=True)
+            self.downsample = nn.Sequential(norm, nn.Conv2d(in_dim, dim, kernel_size=2, stride=2))
         else:
             self.downsample = nn.Identity()
         self.blocks = nn.Sequential(*(ConvNeXtBlock(dim, drop_path_rates[i]) for i in range(depth)))
