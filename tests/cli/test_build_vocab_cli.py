@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from detic_cli.cli.app import main
+from tests.vocab.conftest import assert_parity
 
 
 @pytest.fixture(scope="session")
@@ -27,11 +28,6 @@ def run(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
     return int(exc.value.code or 0), out, err
 
 
-def _close(actual: np.ndarray, expected: np.ndarray) -> None:
-    cos = (actual * expected).sum(1) / np.linalg.norm(actual, axis=1) / np.linalg.norm(expected, axis=1)
-    assert np.abs(actual - expected).max() / np.abs(expected).max() < 1e-2 and cos.min() > 0.9999
-
-
 def test_names_file_matches_original(monkeypatch, capsys, tmp_path, parity_clip, case):
     names_file, expected = case
     out = tmp_path / "v.npy"
@@ -40,7 +36,7 @@ def test_names_file_matches_original(monkeypatch, capsys, tmp_path, parity_clip,
     assert code == 0 and "12 x 512 float32" in stdout
     arr = np.load(out)
     assert arr.dtype == np.float32
-    _close(arr, expected)
+    assert_parity(arr, expected)
     side = json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))
     assert side["names"] == names_file.read_text().splitlines()
     assert side["prompt"] == "a {}" and side["dimension"] == 512 and side["encoder"].startswith("clip-checkpoint:")
@@ -58,7 +54,7 @@ def test_float16_prompt_and_fix_space(monkeypatch, capsys, tmp_path, parity_clip
     assert arr.dtype == np.float16 and arr.shape == (2, 512)
     side = json.loads(out.with_suffix(".json").read_text())
     assert side["names"] == ["aerosol can", "airplane"] and side["fix_space"] is True
-    _close(arr[1:].astype(np.float32), expected[2:3])  # "airplane" has no underscore: same row as the case
+    assert_parity(arr[1:], expected[2:3], float16=True)  # "airplane" has no underscore: same row as the case
     assert not np.allclose(arr[0], expected[0], atol=1e-1)  # "a aerosol can" differs from "a aerosol_can"
 
 
@@ -74,7 +70,7 @@ def test_ann_with_synonyms(monkeypatch, capsys, tmp_path, parity_clip, case):
                      str(parity_clip), "--out", str(out))
     assert code == 0
     arr = np.load(out)
-    _close(arr, np.stack([expected[:2].mean(0), expected[3]]))
+    assert_parity(arr, np.stack([expected[:2].mean(0), expected[3]]))
     side = json.loads(out.with_suffix(".json").read_text())
     assert side["names"] == ["first", "second"] and side["synonyms_averaged"] is True
 

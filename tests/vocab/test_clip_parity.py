@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from detic_cli.vocab.build import embed_names
 from detic_cli.vocab.clip_encoder import EncoderSpec
@@ -16,7 +17,6 @@ def test_visible_case_matches(parity_clip, clip_case, assert_close_to_case):
     assert emb.dtype == np.float32
     assert encoder.startswith("clip-checkpoint:sha256:")
     assert_close_to_case(emb, expected)
-    assert np.abs(emb - expected).max() < 1e-3 * np.abs(expected).max()
 
 
 def test_visible_case_through_resolver(parity_clip, clip_case, assert_close_to_case):
@@ -26,19 +26,20 @@ def test_visible_case_through_resolver(parity_clip, clip_case, assert_close_to_c
     assert_close_to_case(vocab.embeddings, expected)
 
 
-def test_batching_does_not_change_rows(parity_clip, clip_case, assert_close_to_case):
+@pytest.mark.parametrize("batch_size", [1, 5])
+def test_batching_does_not_change_rows(parity_clip, clip_case, assert_close_to_case, batch_size):
     names, expected = clip_case
-    emb, _ = embed_names(names, "a {}", EncoderSpec(clip_checkpoint=str(parity_clip)), batch_size=5,
+    emb, _ = embed_names(names, "a {}", EncoderSpec(clip_checkpoint=str(parity_clip)), batch_size=batch_size,
                          use_cache=False)
     assert_close_to_case(emb, expected)
 
 
-def test_synonyms_are_averaged(parity_clip, clip_case):
+def test_synonyms_are_averaged(parity_clip, clip_case, assert_close_to_case):
+    """A class with synonyms gets the plain mean of their rows (no renormalisation), as the original."""
     names, expected = clip_case
     spec = EncoderSpec(clip_checkpoint=str(parity_clip))
     emb, _ = embed_names(["x", "y"], "a {}", spec, synonyms=[names[:3], [names[5]]], use_cache=False)
-    np.testing.assert_allclose(emb[0], expected[:3].mean(axis=0), rtol=0, atol=1e-3 * np.abs(expected).max())
-    np.testing.assert_allclose(emb[1], expected[5], rtol=0, atol=1e-3 * np.abs(expected).max())
+    assert_close_to_case(emb, np.stack([expected[:3].mean(axis=0), expected[5]]))
 
 
 def test_long_unusual_and_non_latin_names(parity_clip, capsys):

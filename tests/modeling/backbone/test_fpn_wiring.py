@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,7 +14,6 @@ import torch.nn.functional as F
 
 from detic_cli.config import load_config
 from detic_cli.modeling.build import build_backbone
-from tests.conftest import SHARED
 
 FAMILIES = {  # config -> (bottom-up features fed to the FPN, their channels)
     "Detic_LCOCOI21k_CLIP_SwinB_896b32_4x_ft4x_max-size.yaml": (["swin1", "swin2", "swin3"], [256, 512, 1024]),
@@ -22,11 +22,11 @@ FAMILIES = {  # config -> (bottom-up features fed to the FPN, their channels)
 }
 
 
-def _backbone_weights(config: str) -> dict[str, torch.Tensor]:
-    spec = importlib.util.spec_from_file_location("parity_weights", SHARED / "parity/parity_weights.py")
+def _backbone_weights(shared: Path, config: str) -> dict[str, torch.Tensor]:
+    spec = importlib.util.spec_from_file_location("parity_weights", shared / "parity/parity_weights.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    manifest = json.loads((SHARED / "parity/manifests.json").read_text())[config]
+    manifest = json.loads((shared / "parity/manifests.json").read_text())[config]
     # the pyramid's own weights; the bottom-up keeps its random init (its layout is tested elsewhere)
     keys = {k: v for k, v in manifest.items() if k.startswith("backbone.") and ".bottom_up." not in k}
     return {k[len("backbone."):]: v for k, v in module.parity_state_dict(keys, seed=0).items()}
@@ -56,11 +56,11 @@ def reference_fpn(bottom: dict[str, torch.Tensor], sd: dict[str, torch.Tensor], 
 
 
 @pytest.mark.parametrize("config", list(FAMILIES), ids=lambda c: c.split("_")[3])
-def test_fpn_and_top_block_match_the_original_wiring(config: str) -> None:
-    cfg = load_config(SHARED / "detic-reference/configs" / config)
+def test_fpn_and_top_block_match_the_original_wiring(config: str, shared_dir: Path) -> None:
+    cfg = load_config(shared_dir / "detic-reference/configs" / config)
     torch.manual_seed(0)
     backbone = build_backbone(cfg).eval()
-    sd = _backbone_weights(config)
+    sd = _backbone_weights(shared_dir, config)
     missing, unexpected = backbone.load_state_dict(sd, strict=False)
     assert not unexpected and all(k.startswith("bottom_up.") for k in missing)
     features, channels = FAMILIES[config]
