@@ -21,14 +21,7 @@ from detic_cli.cli.common import resolve_device
 from detic_cli.cli.train_eval import periodic_eval
 from detic_cli.cli.train_inputs import check_datasets, fill_text_encoder, load_classifier
 from detic_cli.config import CfgNode, load_config
-from detic_cli.engine.build import (
-    amp_mode,
-    build_lr_scheduler,
-    build_optimizer,
-    draw_seed,
-    output_dir,
-    train_settings,
-)
+from detic_cli.engine.build import amp_mode, draw_seed, output_dir, train_settings
 from detic_cli.engine.checkpointer import last_checkpoint
 from detic_cli.engine.evaluate_job import DistInfo, barrier, init_distributed
 from detic_cli.engine.trainer import StepInfo, Trainer
@@ -238,23 +231,20 @@ def _trainer(cfg: CfgNode, dist: DistInfo, device, out: Path, settings, amp_dtyp
     import torch
 
     from detic_cli.data.build import build_train_loader
-    from detic_cli.modeling.build import build_model
+    from detic_cli.engine.train_setup import build_train_parts
 
     seed = _seed(settings.seed, dist)
     _seed_all(seed + dist.rank)
     torch.backends.cudnn.benchmark = bool(cfg.CUDNN_BENCHMARK)
-    model = build_model(cfg).to(device)
-    if embeddings is not None:
-        model.set_vocabulary(torch.from_numpy(embeddings))
-    optimizer = build_optimizer(cfg, model)
+    parts = build_train_parts(cfg, device=device, embeddings=embeddings)
 
     def make_data(start_iter: int, data_seed: int):
         return build_train_loader(cfg, rank=dist.rank, world_size=dist.world_size, start_iter=start_iter,
                                   seed=data_seed)
 
-    return Trainer(model=model, optimizer=optimizer, scheduler=build_lr_scheduler(cfg, optimizer),
+    return Trainer(model=parts.model, optimizer=parts.optimizer, scheduler=parts.scheduler,
                    make_data=make_data, max_iter=settings.max_iter, stop_iter=settings.stop_iter, output_dir=out,
-                   device=device, amp=amp_dtype, clip=settings.clip, checkpoint_period=settings.checkpoint_period,
+                   device=device, amp=amp_dtype, clip=parts.clip, checkpoint_period=settings.checkpoint_period,
                    log_period=log_period, rank=dist.rank, world_size=dist.world_size,
                    find_unused_parameters=settings.find_unused_parameters, seed=seed, eval_period=settings.eval_period,
                    log=lambda message: _say(dist, message))

@@ -80,6 +80,7 @@ def build_train_loader(cfg, *, rank: int = 0, world_size: int = 1, start_iter: i
     batches = GroupedBatchSampler(sampler, groups=groups, batch_sizes=batch_sizes, start_batch=start_iter)
     mapper = TrainMapper(augmentations=[train_augmentations(cfg, s) for s in range(len(ann_types))],
                          image_format=cfg.INPUT.FORMAT, ann_types=ann_types, with_masks=bool(cfg.MODEL.MASK_ON),
+                         mask_format=str(cfg.INPUT.MASK_FORMAT),
                          read_tar_image=_tar_reader(cfg, records))
     loader = DataLoader(MappedRecords(records, mapper, seed=seed), batch_sampler=batches,
                         num_workers=int(cfg.DATALOADER.NUM_WORKERS), collate_fn=_as_list,

@@ -2,7 +2,8 @@
 
 The element is the dict of the training contract: "image" uint8 (3, H, W) in INPUT.FORMAT order,
 "height"/"width" = H, W of the augmented image, "instances" (gt_boxes XYXY in that frame, gt_classes
-int64 contiguous, gt_masks bool (N, H, W) when masks are asked for), "ann_type", "pos_category_ids",
+int64 contiguous, gt_masks when masks are asked for: PolygonMasks with INPUT.MASK_FORMAT polygon, bool
+(N, H, W) with bitmask or RLE annotations), "ann_type", "pos_category_ids",
 "captions" (caption data), "dataset_source", "image_id", "file_name".
 """
 
@@ -17,7 +18,7 @@ import torch
 from detic_cli.data.augment import Augmentation, plan_transforms
 from detic_cli.data.datasets import Record
 from detic_cli.data.image_io import read_image_bgr
-from detic_cli.data.masks import transformed_mask
+from detic_cli.data.masks import MASK_FORMATS, instance_masks
 from detic_cli.errors import DeticError
 from detic_cli.structures import Boxes, Instances
 
@@ -35,12 +36,16 @@ class TrainMapper:
         image_format: str,
         ann_types: Sequence[str],
         with_masks: bool,
+        mask_format: str = "polygon",
         read_tar_image: Callable[[int], np.ndarray] | None = None,
     ) -> None:
         if image_format not in ("RGB", "BGR"):
             raise DeticError(f"INPUT.FORMAT={image_format}: training reads RGB or BGR images")
         self.augmentations = [list(a) for a in augmentations]
+        if mask_format not in MASK_FORMATS:
+            raise DeticError(f"INPUT.MASK_FORMAT={mask_format}: expected polygon or bitmask")
         self.image_format, self.ann_types, self.with_masks = image_format, list(ann_types), with_masks
+        self.mask_format = mask_format
         self.read_tar_image = read_tar_image
 
     def read(self, record: Record) -> np.ndarray:
@@ -94,10 +99,9 @@ class TrainMapper:
         }
         if self.with_masks:
             segms = [s for s, k in zip(record["segmentations"] or [], keep) if k]
-            masks = [transformed_mask(s, transform, record["height"], record["width"], out_h, out_w)
-                     for s, n in zip(segms, nonempty) if n]
-            stack = np.stack(masks) if masks else np.zeros((0, out_h, out_w), dtype=bool)
-            fields["gt_masks"] = torch.from_numpy(stack)
+            kept = [s for s, n in zip(segms, nonempty) if n]
+            fields["gt_masks"] = instance_masks(kept, transform, record["height"], record["width"], out_h, out_w,
+                                                self.mask_format)
         return Instances((out_h, out_w), **fields)
 
 

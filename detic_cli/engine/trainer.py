@@ -190,8 +190,9 @@ class Trainer:
             clip_gradients(self.optimizer, self.clip)
         self.optimizer.step()
 
-    def run_step(self, net: nn.Module, batch: Batch, iteration: int) -> tuple[dict[str, float], float]:
-        """One iteration: (loss values incl. total_loss, the largest lr of its parameter groups)."""
+    def forward_backward(self, net: nn.Module, batch: Batch, iteration: int) -> dict[str, float]:
+        """The batch's losses and their gradients (accumulated in `.grad`, unclipped, loss-scaled under fp16):
+        loss values incl. total_loss; a DeticError when any is not finite."""
         keys, values, total = self._losses(net, batch)
         # zeros, not None (torch 1.x, which the original trained with): a parameter that got a gradient
         # before but takes no part in this batch's loss still gets its AdamW/SGD momentum and weight-decay
@@ -199,10 +200,20 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=False)
         (self.scaler.scale(total) if self.scaler is not None else total).backward()
         host = self._check_finite(keys, values, iteration)
+        return dict(zip(keys + ["total_loss"], host))
+
+    def apply_step(self) -> float:
+        """Clip the gradients of `forward_backward`, step the optimizer with the lrs of the current iteration,
+        then move the schedule on to the next one; returns the largest lr of the step's parameter groups."""
         self._optimizer_step()
         lr = max(float(group["lr"]) for group in self.optimizer.param_groups)
         self.scheduler.step()
-        return dict(zip(keys + ["total_loss"], host)), lr
+        return lr
+
+    def run_step(self, net: nn.Module, batch: Batch, iteration: int) -> tuple[dict[str, float], float]:
+        """One iteration: (loss values incl. total_loss, the largest lr of its parameter groups)."""
+        values = self.forward_backward(net, batch, iteration)
+        return values, self.apply_step()
 
     # --- the loop ----------------------------------------------------------------------------------
     def _wrap(self) -> nn.Module:

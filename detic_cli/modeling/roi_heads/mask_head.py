@@ -8,6 +8,7 @@ from torch import nn
 from torchvision.ops import roi_align
 
 from detic_cli.structures import Instances
+from detic_cli.structures.masks import PolygonMasks
 
 
 class MaskRCNNConvUpsampleHead(nn.Module):
@@ -52,12 +53,17 @@ def mask_rcnn_inference(mask_logits: torch.Tensor, instances: list[Instances]) -
         inst.pred_masks = p
 
 
-def mask_targets(gt_masks: torch.Tensor, boxes: torch.Tensor, gt_index: torch.Tensor, size: int) -> torch.Tensor:
+def mask_targets(gt_masks: torch.Tensor | PolygonMasks, boxes: torch.Tensor, gt_index: torch.Tensor,
+                 size: int) -> torch.Tensor:
     """(R, size, size) bool training targets: the mask of ground truth `gt_index[r]` seen through box r.
 
-    gt_masks: bool (G, H, W) in the image frame of the XYXY `boxes` (R, 4); each box region is resampled
-    with ROIAlign (aligned, adaptive sampling) and thresholded at 0.5, as detectron2's BitMasks.crop_and_resize.
+    gt_masks: PolygonMasks (INPUT.MASK_FORMAT polygon, the original's configs): the polygons rasterized inside
+    each box at size x size; or bool (G, H, W) bitmasks (MASK_FORMAT bitmask) in the image frame of the XYXY
+    `boxes` (R, 4): each box region resampled with ROIAlign (aligned, adaptive sampling) and thresholded at
+    0.5, as detectron2's BitMasks.crop_and_resize.
     """
+    if isinstance(gt_masks, PolygonMasks):
+        return gt_masks.crop_and_resize(boxes, gt_index, size).to(boxes.device)
     if len(boxes) == 0:
         return torch.zeros((0, size, size), dtype=torch.bool, device=gt_masks.device)
     rois = torch.cat([gt_index.to(gt_masks.device, torch.float32)[:, None],
@@ -66,12 +72,14 @@ def mask_targets(gt_masks: torch.Tensor, boxes: torch.Tensor, gt_index: torch.Te
     return crops.squeeze(1) >= 0.5
 
 
-def mask_rcnn_loss(mask_logits: torch.Tensor, proposals: list[Instances], gt_masks: list[torch.Tensor]) -> torch.Tensor:
+def mask_rcnn_loss(mask_logits: torch.Tensor, proposals: list[Instances],
+                   gt_masks: list[torch.Tensor | PolygonMasks]) -> torch.Tensor:
     """`loss_mask`: mean per-pixel BCE of (R, K, M, M) logits on the foreground proposals of all images.
 
     proposals[i] (fields `proposal_boxes`, `gt_classes`, `gt_index`) are image i's foreground proposals,
-    in the order of `mask_logits`; gt_masks[i] is its bool (G_i, H, W). K = 1 (class-agnostic) or the
-    channel of each proposal's gt class. No foreground: 0 connected to the graph.
+    in the order of `mask_logits`; gt_masks[i] is its PolygonMasks or bool (G_i, H, W) bitmasks (see
+    `mask_targets`). K = 1 (class-agnostic) or the channel of each proposal's gt class. No foreground: 0
+    connected to the graph.
     """
     if mask_logits.shape[0] == 0:
         return mask_logits.sum() * 0
