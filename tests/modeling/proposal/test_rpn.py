@@ -147,18 +147,20 @@ def chelsea_proposals(parity_keys, shared_dir):
 
 
 def test_proposals_match_the_reference(shared_dir, chelsea_proposals):
-    """Random weights saturate the box scale clamp (most top boxes span the full image height or
-    width after clipping), so NMS at 0.7 leaves only 30 proposals: the reference count."""
+    """All 1000 post-NMS proposals are kept (the case's RPN deltas are small, so boxes stay anchor-like and
+    distinct); the 50 best are stored. Measured on CPU (AMD EPYC), float32: boxes within 9.2e-4 px (1.2e-3 px
+    with one thread) and logits (61..97) within 2.9e-4 - the summation order of res4's convolutions; the
+    bounds leave ~3x that."""
     images, proposals = chelsea_proposals
     ref = json.loads((shared_dir / "parity" / "cases" / "c4_chelsea.json").read_text())["expected"]["intermediate"]
     assert list(images.image_sizes[0]) == ref["input_hw"] and proposals.image_size == (800, 1203)
-    assert len(proposals) == ref["proposals"]["count"]
+    assert len(proposals) == ref["proposals"]["count"] == 1000
     ref_boxes = torch.tensor(ref["proposals"]["boxes"])
     n = len(ref_boxes)
-    # boxes come from exp(clamped dw, dh) * anchor (~30000 px before clipping): float32 noise ~0.1 px
-    torch.testing.assert_close(proposals.proposal_boxes.tensor[:n], ref_boxes, rtol=0, atol=0.5)
+    assert n == 50
+    torch.testing.assert_close(proposals.proposal_boxes.tensor[:n], ref_boxes, rtol=0, atol=4e-3)
     torch.testing.assert_close(proposals.objectness_logits[:n], torch.tensor(ref["proposals"]["objectness_logits"]),
-                               rtol=0, atol=1e-2)
+                               rtol=0, atol=1e-3)
 
 
 def test_match_by_iou_thresholds_and_low_quality_matches():
