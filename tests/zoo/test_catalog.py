@@ -17,18 +17,30 @@ _HEADINGS = {
 }
 
 
+_COLUMNS = {  # a table header's cell -> the Metrics field it fills
+    "mask mAP": "mask_ap", "mask mAP_novel": "mask_ap_novel", "mask mAP_rare": "mask_ap_rare", "box mAP": "box_ap",
+    "box mAP_rare": "box_ap_rare", "box mAP50": "box_ap50", "box mAP50_novel": "box_ap50_novel",
+    "Objects365 box mAP": "o365_box_ap", "OpenImages box mAP50": "oid_box_ap50", "LVIS box mAP": "lvis_box_ap",
+    "Run time (ms)": "run_time_ms",
+}
+
+
 @pytest.fixture(scope="module")
 def table_rows(shared_dir):
-    """(section, title, config, [numbers and times], url) for every row of the original tables."""
-    rows, section = [], None
+    """Every row of the original tables: section, title, config, url and {column header: cell} for the cells
+    between the name and the download link, under the header of the table the row is in."""
+    rows, section, header = [], None, []
     for line in (shared_dir / "detic-reference" / "MODEL_ZOO.md").read_text().splitlines():
         if line.startswith("## "):
             section = _HEADINGS.get(line[3:].strip())
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if cells[0] == "Name":
+            header = cells
         match = _ROW.match(line.strip())
         if match:
-            cells = [c.strip() for c in match["cells"].split("|")]
             url = re.search(r"\((https://[^)]+)\)", match["cells"])[1]
-            rows.append((section, match["title"], match["config"], cells[:3], url))
+            rows.append({"section": section, "title": match["title"], "config": match["config"], "url": url,
+                         "columns": dict(zip(header[1:-1], cells[1:-1], strict=True))})
     return rows
 
 
@@ -38,13 +50,23 @@ def test_counts():
 
 
 def test_rows_match_the_original_tables(table_rows):
+    """Names, configs, URLs and every metric under its own column. Training time: the table's cell; the
+    real-time table has no such column, so a row there carries the time printed for the same checkpoint in
+    another table (47h for the SwinB one), or none where the checkpoint is in no other table."""
     assert len(table_rows) == len(ROWS)
-    for (section, title, config, cells, url), row in zip(table_rows, ROWS, strict=True):
-        assert (row.section, row.title, row.config, row.weights.url) == (section, title, config, url)
-        numbers = [float(c) for c in cells if re.fullmatch(r"[\d.]+", c)]
-        hours = [c for c in cells if c.endswith("h")]
-        assert sorted(row.metrics.as_dict().values()) == sorted(numbers), row.name
-        assert row.training_time == (hours[0] if hours else row.training_time)
+    printed_times = {}  # checkpoint url -> its training time, from the 21 rows of the tables that print one
+    for t in (t for t in table_rows if "Training time" in t["columns"]):
+        assert printed_times.setdefault(t["url"], t["columns"]["Training time"]) == t["columns"]["Training time"]
+    assert len(printed_times) == 19
+    for table, row in zip(table_rows, ROWS, strict=True):
+        assert (row.section, row.title, row.config, row.weights.url) == \
+            (table["section"], table["title"], table["config"], table["url"])
+        columns = dict(table["columns"])
+        time = columns.pop("Training time", None) or printed_times.get(table["url"])
+        assert row.training_time == time, row.name
+        assert re.fullmatch(r"\d+h", time or "0h"), time
+        assert row.metrics.as_dict() == {_COLUMNS[name]: float(cell) for name, cell in columns.items()}, row.name
+    assert [r.training_time for r in ROWS if r.section == "real-time"] == ["47h", "47h", None, None, None]
 
 
 def test_rows_sharing_a_url_share_one_file():
