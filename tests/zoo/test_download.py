@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import os
 import random
 import subprocess
@@ -22,6 +23,7 @@ from detic_cli.zoo.assets import Asset
 from detic_cli.zoo.download import fetch
 from detic_cli.zoo.progress import NullProgress
 from detic_cli.zoo.sources import parse_hf, sources_for
+from tests.zoo.hub_server import LocalHub
 
 DATA = random.Random(0).randbytes(300_000)
 SHA = hashlib.sha256(DATA).hexdigest()
@@ -231,19 +233,67 @@ def test_disk_full_before_and_while_writing(server, weights, monkeypatch):
     assert _nothing_final(weights)
 
 
-def test_hf_mirror_goes_through_huggingface_hub(tmp_path, monkeypatch):
-    calls = []
-    blob = tmp_path / "blob"
-    blob.write_bytes(DATA)
+_FETCH = """
+import json, sys
+from detic_cli.errors import DeticError
+from detic_cli.zoo.assets import Asset
+from detic_cli.zoo.download import fetch
+from detic_cli.zoo.progress import NullProgress
+out = []
+for mirror in sys.argv[1:]:
+    try:
+        asset = Asset("model.pth", "https://dl.example.invalid/detic/model.pth")
+        out.append(str(fetch(asset, mirror=mirror, progress=NullProgress())))
+    except DeticError as exc:
+        out.append(f"DeticError: {exc}")
+print(json.dumps(out))
+"""
 
-    def fake_download(repo_id, filename, *, revision=None, local_files_only=False):
-        calls.append((repo_id, filename, revision, local_files_only))
-        return str(blob)
 
-    monkeypatch.setattr("huggingface_hub.hf_hub_download", fake_download)
-    asset = Asset("model.pth", "https://dl.example.invalid/detic/model.pth")
-    assert _get(asset, mirror="hf://someone/detic-zoo@v1/weights").read_bytes() == DATA
-    assert calls == [("someone/detic-zoo", "weights/model.pth", "v1", True)]  # HF_HUB_OFFLINE=1: cache only
+def _fetch_in_subprocess(hub: LocalHub, tmp_path: Path, home: str, *mirrors: str, offline: bool = False) -> list:
+    """`fetch` of each mirror in a fresh interpreter: huggingface_hub reads HF_ENDPOINT, its cache folder and
+    HF_HUB_OFFLINE when imported, so they are set before that; DETIC_HOME is `tmp_path / home`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "DETIC_"))}
+    env.update(HF_ENDPOINT=hub.endpoint, HF_HOME=str(tmp_path / "hf_home"), HF_HUB_CACHE=str(tmp_path / "hf_cache"),
+               HF_HUB_DISABLE_TELEMETRY="1", DETIC_HOME=str(tmp_path / home), NO_PROXY="127.0.0.1",
+               no_proxy="127.0.0.1", PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    if offline:
+        env["HF_HUB_OFFLINE"] = "1"
+    done = subprocess.run([sys.executable, "-c", _FETCH, *mirrors], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def test_hf_mirror_goes_through_huggingface_hub(tmp_path):
+    """huggingface_hub's own code (metadata from HEAD /resolve, download from the storage host, its cache
+    layout) against a local Hub; then, offline, the same file from that cache with no request at all."""
+    hub = LocalHub()
+    try:
+        commit = hub.add("someone/detic-zoo", "v1", {"weights/model.pth": DATA, "README.md": b"zoo"})
+        missing_file, missing_repo, missing_rev, found = _fetch_in_subprocess(
+            hub, tmp_path, "home1", "hf://someone/detic-zoo@v1/elsewhere", "hf://someone/no-such-repo",
+            "hf://someone/detic-zoo@v9/weights", "hf://someone/detic-zoo@v1/weights")
+        assert hub.requests[-2:] == [("HEAD", "/someone/detic-zoo/resolve/v1/weights/model.pth"),
+                                     ("GET", f"/blobs/{SHA}")]
+        seen = len(hub.requests)
+        offline_missing, offline_found = _fetch_in_subprocess(
+            hub, tmp_path, "home2", "hf://someone/detic-zoo@v1/elsewhere", "hf://someone/detic-zoo@v1/weights",
+            offline=True)
+        assert len(hub.requests) == seen  # offline: the Hub is not asked
+    finally:
+        hub.close()
+    assert [missing_file, missing_repo, missing_rev] == [
+        f"DeticError: model.pth not found: hf://{where}/model.pth does not exist"
+        for where in ("someone/detic-zoo@v1/elsewhere", "someone/no-such-repo", "someone/detic-zoo@v9/weights")]
+    for path, home in ((found, "home1"), (offline_found, "home2")):  # each DETIC_HOME gets its own copy
+        assert Path(path).is_relative_to(tmp_path / home), path
+        assert hashlib.sha256(Path(path).read_bytes()).hexdigest() == SHA
+    hub_cache = tmp_path / "hf_cache" / "models--someone--detic-zoo"
+    assert hashlib.sha256((hub_cache / "blobs" / SHA).read_bytes()).hexdigest() == SHA
+    assert (hub_cache / "refs" / "v1").read_text() == commit
+    assert (hub_cache / "snapshots" / commit / "weights" / "model.pth").read_bytes() == DATA
+    assert offline_missing.startswith("DeticError: offline (HF_HUB_OFFLINE=1): model.pth is not in the cache")
 
 
 def test_parse_hf_and_sources():
