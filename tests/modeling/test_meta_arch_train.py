@@ -98,22 +98,40 @@ def test_centernet2_config_trains_every_part(shared_dir, tmp_path, monkeypatch):
     assert history[-1]["loss_mask"] < history[0]["loss_mask"]
 
 
-def test_image_label_batches_go_to_the_weak_losses(shared_dir, tmp_path, monkeypatch):
-    model = _model(shared_dir, C2_R18, tmp_path, monkeypatch)
+def test_image_label_batches_are_wired_to_the_weak_losses(shared_dir, tmp_path, monkeypatch):
+    """Wiring only, on purpose: what forward_train hands the ROI heads' image-label entry point for an
+    image-label batch and what it does with the terms that come back (dataset weight, proposal losses
+    zeroed, gradient to the backbone). The weak losses' maths: tests/modeling/roi_heads/test_image_label_losses.py
+    and tests/modeling/test_weak_supervision_train.py::test_image_batch_trains_only_the_max_size_proposal."""
+    model = _model(shared_dir, C2_R18, tmp_path, monkeypatch, ["MODEL.MASK_ON=False"])
+    model.dataset_loss_weight = [0.25]
     batch = _batch(with_masks=False, ann_type="image")
     for x in batch:
         x["instances"] = x["instances"][:0]
     seen = {}
 
     def forward_image_labels(features, proposals, image_labels, *, ann_type, batch):
-        seen.update(labels=image_labels, ann_type=ann_type, n=len(proposals), classifier=batch.classifier)
-        return {"loss_image": sum(f.sum() for f in features.values()) * 0 + 1.5}
+        seen.update(features=features, labels=image_labels, ann_type=ann_type, proposals=proposals,
+                    classifier=batch.classifier)
+        return {"loss_image": sum(f.square().mean() for f in features.values())}
 
     model.roi_heads.forward_image_labels = forward_image_labels
     losses = model(batch)
-    assert seen == {"labels": [[0], [1, 2]], "ann_type": "image", "n": 2, "classifier": None}
-    assert losses["loss_image"].item() == 1.5
+    with torch.no_grad():  # the backbone's features of the same padded batch, computed here independently
+        features = model.backbone(model.preprocess_image(batch).tensor)
+    assert sorted(seen["features"]) == sorted(features) == ["p3", "p4", "p5", "p6", "p7"]
+    for name, value in features.items():
+        torch.testing.assert_close(seen["features"][name], value)
+    assert (seen["labels"], seen["ann_type"], seen["classifier"]) == ([[0], [1, 2]], "image", None)
+    assert len(seen["proposals"]) == 2 and all(len(p) > 0 and p.has("proposal_boxes") for p in seen["proposals"])
+    expected = 0.25 * sum(f.square().mean() for f in features.values())  # times DATASET_LOSS_WEIGHT
+    torch.testing.assert_close(losses["loss_image"].detach(), expected)
+    assert set(losses) == CENTERNET_LOSSES | {"loss_image"}
     assert all(losses[k].item() == 0 for k in CENTERNET_LOSSES)  # no proposal loss from image labels
+    sum(losses.values()).backward()
+    assert any(p.grad is not None and p.grad.any() for p in model.backbone.parameters())
+    head = model.proposal_generator.centernet_head
+    assert all(p.grad is None or not p.grad.any() for p in head.parameters())
 
 
 def test_training_input_errors(shared_dir, tmp_path, monkeypatch):
