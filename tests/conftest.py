@@ -16,6 +16,14 @@ SHARED = Path(os.environ.get("DETIC_SHARED", REPO.parent / "shared"))
 SHARED_MISSING = f"needs {SHARED}, which is not there: the parity material sits beside the clone (or set DETIC_SHARED)"
 
 
+def shared_params(params: list) -> list:
+    """`params` for a parametrize whose values are read from ../shared at collection time; where ../shared is
+    absent, one case (id "no-shared") that is skipped with the reason, never an empty, silently passing set."""
+    if SHARED.is_dir():
+        return list(params)
+    return [pytest.param(None, marks=pytest.mark.skip(reason=SHARED_MISSING), id="no-shared")]
+
+
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     """../shared (or $DETIC_SHARED); every test that asks for it is skipped, naming the path, where it is absent."""

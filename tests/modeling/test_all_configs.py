@@ -14,7 +14,7 @@ from detic_cli.config import load_config
 from detic_cli.data.image_io import read_image_bgr
 from detic_cli.data.transforms import resize_image
 from detic_cli.engine.predictor import Predictor
-from tests.conftest import SHARED, SHARED_MISSING
+from tests.conftest import SHARED, shared_params
 
 MANIFESTS = json.loads((SHARED / "parity/manifests.json").read_text()) if SHARED.is_dir() else {}
 HEAVY = ("SwinB", "DeformDETR")
@@ -28,16 +28,12 @@ def _parity_weights():
 
 
 def _params():
-    """One case per config of the manifest; without ../shared a single case that is skipped with the reason
-    (never an empty, silently passing set)."""
-    if not MANIFESTS:
-        yield pytest.param(None, marks=pytest.mark.skip(reason=SHARED_MISSING), id="no-shared")
     for name in sorted(MANIFESTS):
         marks = [pytest.mark.slow] if any(h in name for h in HEAVY) else []
         yield pytest.param(name, marks=marks, id=name.removesuffix(".yaml"))
 
 
-@pytest.mark.parametrize("config_name", list(_params()))
+@pytest.mark.parametrize("config_name", shared_params(_params()))
 def test_config_builds_loads_and_detects(config_name, shared_dir):
     cfg = load_config(shared_dir / "detic-reference/configs" / config_name,
                       ["INPUT.MIN_SIZE_TEST=160", "INPUT.MAX_SIZE_TEST=256", "MODEL.ROI_HEADS.SCORE_THRESH_TEST=0.0"])
