@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from rich.console import Console
@@ -12,6 +13,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from detic_cli.config import CfgNode
 from detic_cli.errors import DeticError
 from detic_cli.utils import resolve_device
+
+if TYPE_CHECKING:
+    from detic_cli.vocab.resolve import Vocabulary
 
 __all__ = ["model_files", "progress_bar", "resolve_classifier", "resolve_device"]
 
@@ -34,10 +38,15 @@ def model_files(name: str | None, config: Path | None, weights: Path | None, *, 
 
 
 def resolve_classifier(cfg: CfgNode, spec: str, *, vocab_file: Path | None, vocab_names: Path | None,
-                       clip_checkpoint: Path | None, device: str, mirror: str | None):
-    """The Vocabulary of `--vocab SPEC` / `--vocab-file`, checked against the model's embedding size."""
-    from detic_cli.vocab.resolve import resolve_vocabulary
+                       clip_checkpoint: Path | None, device: str, mirror: str | None) -> Vocabulary:
+    """The Vocabulary of `--vocab SPEC` / `--vocab-file`, checked against the model's embedding size.
+    A closed-vocabulary model (Deformable DETR) given a built-in name gets only that vocabulary's class
+    names (from the package, no download) to label its own learned classes."""
+    from detic_cli.vocab.builtin import is_builtin
+    from detic_cli.vocab.resolve import builtin_names, resolve_vocabulary
 
+    if cfg.MODEL.META_ARCHITECTURE != "CustomRCNN" and not vocab_file and is_builtin(spec):
+        return _closed_vocabulary(cfg, builtin_names(spec))
     voc = resolve_vocabulary(spec, names_file=str(vocab_names) if vocab_names else None,
                              vocab_file=str(vocab_file) if vocab_file else None,
                              clip_checkpoint=str(clip_checkpoint) if clip_checkpoint else None,
@@ -46,6 +55,17 @@ def resolve_classifier(cfg: CfgNode, spec: str, *, vocab_file: Path | None, voca
     if cfg.MODEL.META_ARCHITECTURE == "CustomRCNN" and voc.embeddings.shape[1] != dim:
         raise DeticError(f"--vocab {vocab_file or spec}: embeddings have {voc.embeddings.shape[1]} "
                          f"dimensions, this model's classifier takes {dim} (CLIP ViT-B/32 text features)")
+    return voc
+
+
+def _closed_vocabulary(cfg: CfgNode, voc: Vocabulary) -> Vocabulary:
+    """`voc` (names only) when it names every class of the closed model's learned classifier."""
+    arch = cfg.MODEL.META_ARCHITECTURE
+    count = cfg.MODEL.DETR.NUM_CLASSES if arch == "DeformableDetr" else None
+    if count is not None and len(voc.names) != count:
+        vocab = voc.source.split(":", 1)[1]
+        raise DeticError(f"--vocab {vocab}: {arch} has a fixed, learned {count}-class classifier that --vocab cannot "
+                         f"change ({vocab} has {len(voc.names)} classes); use --vocab lvis or omit --vocab")
     return voc
 
 

@@ -11,7 +11,14 @@ from rich.table import Table
 
 from detic_cli.cli.app import app
 from detic_cli.errors import DeticError
-from detic_cli.vocab.builtin import BUILTINS, all_vocab_assets, pull_builtin_vocabulary
+from detic_cli.vocab.builtin import (
+    BUILTINS,
+    BuiltinVocabulary,
+    all_vocab_assets,
+    builtin_vocabulary,
+    is_builtin,
+    pull_builtin_vocabulary,
+)
 from detic_cli.zoo import cache
 from detic_cli.zoo.assets import Asset
 from detic_cli.zoo.backbone_convert import (
@@ -51,7 +58,7 @@ def _metrics_text(row: ZooRow) -> str:
 
 
 def _check_section(section: str | None) -> None:
-    valid = [*SECTIONS, "backbones"]
+    valid = [*SECTIONS, "backbones", "vocabularies"]
     if section is not None and section not in valid:
         raise DeticError(f"--section {section}: choose one of {', '.join(valid)}")
 
@@ -59,7 +66,29 @@ def _check_section(section: str | None) -> None:
 def _records(section: str | None) -> list[dict[str, object]]:
     rows = [dict(r.as_dict(), cached=is_cached(r.weights)) for r in ROWS if section in (None, r.section)]
     backbones = [dict(b.as_dict(), cached=is_cached(b.weights)) for b in BACKBONES]
-    return rows + (backbones if section in (None, "backbones") else [])
+    vocabs = [_vocab_record(v) for v in BUILTINS.values()]
+    return rows + (backbones if section in (None, "backbones") else []) + (
+        vocabs if section in (None, "vocabularies") else [])
+
+
+def _vocab_record(v: BuiltinVocabulary) -> dict[str, object]:
+    """One built-in vocabulary as `zoo list --json` gives it (the facts of the package's metadata)."""
+    emb = v.embeddings
+    return {"section": "vocabularies", "name": v.name, "aliases": list(v.aliases), "num_classes": v.num_classes,
+            "classes_file": v.classes_file, "filename": emb.filename, "url": emb.url, "size": emb.size,
+            "sha256": emb.sha256, "shape": list(v.embedding_shape), "dtype": v.embedding_dtype,
+            "cached": is_cached(emb)}
+
+
+def _vocab_table() -> Table:
+    table = Table(title="Built-in vocabularies (detic detect --vocab NAME)", title_justify="left")
+    for col in ("Name", "Aliases", "Classes", "Embedding file", "Bytes", "sha256", "Cached"):
+        table.add_column(col, overflow="fold")
+    for v in BUILTINS.values():
+        emb = v.embeddings
+        table.add_row(v.name, ", ".join(v.aliases), str(v.num_classes), emb.filename, str(emb.size),
+                      emb.sha256, "yes" if is_cached(emb) else "")
+    return table
 
 
 def _section_table(section: str) -> Table:
@@ -74,10 +103,11 @@ def _section_table(section: str) -> Table:
 
 @zoo_app.command("list")
 def list_models(
-    section: str = typer.Option(None, "--section", "-s", help=f"One of {', '.join(SECTIONS)}, backbones."),
+    section: str = typer.Option(None, "--section", "-s",
+                                help=f"One of {', '.join(SECTIONS)}, backbones, vocabularies."),
     as_json: bool = typer.Option(False, "--json", help="Print every record as JSON (with its weight URL)."),
 ) -> None:
-    """List the zoo rows (and third-party backbones) with their metrics and cache state."""
+    """List the zoo rows, third-party backbones and built-in vocabularies with their metrics and cache state."""
     _check_section(section)
     if as_json:
         typer.echo(json.dumps(_records(section), indent=2))
@@ -93,6 +123,8 @@ def list_models(
         for b in BACKBONES:
             table.add_row(b.name, b.title, b.original_weights, "yes" if is_cached(b.weights) else "")
         console.print(table)
+    if section in (None, "vocabularies"):
+        console.print(_vocab_table())
 
 
 def _cache_line(asset: Asset) -> str:
@@ -170,11 +202,32 @@ def _backbone_info(b: Backbone) -> list[tuple[str, str]]:
     ]
 
 
+def _vocab_info(v: BuiltinVocabulary) -> list[tuple[str, str]]:
+    emb, names = v.embeddings, v.class_names()
+    counts = {f: sum(c.frequency == f for c in v.classes()) for f in ("r", "c", "f")}
+    source = f", extracted from {v.names_file.filename} ({v.names_file.url})" if v.names_file else ""
+    return [
+        ("name", v.name), ("aliases", ", ".join(v.aliases) or "-"),
+        ("classes", f"{v.num_classes}: {', '.join(names[:5])}, ... {names[-1]}"),
+        *([("frequency", f"rare {counts['r']}, common {counts['c']}, frequent {counts['f']}")]
+          if any(counts.values()) else []),
+        ("class names", f"shipped with detic (metadata/{v.classes_file}){source}"),
+        ("embeddings", f"{emb.filename}: {' x '.join(map(str, v.embedding_shape))} {v.embedding_dtype} "
+                       "CLIP ViT-B/32 text features of \"a \" + class name"),
+        ("url", emb.url), ("size", f"{emb.size} bytes"), ("sha256", str(emb.sha256)), ("cache", _cache_line(emb)),
+        ("pull", f"detic zoo pull --vocab {v.name} [--mirror DIR|URL|hf://OWNER/REPO]"),
+        ("detect", f"detic detect IMAGE --vocab {v.name}"),
+    ]
+
+
 @zoo_app.command("info")
-def info(name: str = typer.Argument(..., help="A row name, checkpoint name, table title or backbone.")) -> None:
-    """Everything known about one model or backbone, with the commands to run, train and evaluate it."""
+def info(name: str = typer.Argument(..., help="A row name, checkpoint name, table title, backbone or "
+                                              "built-in vocabulary (lvis, objects365, openimages, coco).")) -> None:
+    """Everything known about one model, backbone or vocabulary, with the commands to run, train and evaluate it."""
     backbone, stage = find_backbone(name), find_stage(name) if not find_rows(name) else None
-    if backbone:
+    if is_builtin(name) and not find_rows(name):
+        lines = _vocab_info(builtin_vocabulary(name))
+    elif backbone:
         lines = _backbone_info(backbone)
     else:
         lines = _stage_info(stage) if stage else _row_info(find_row(name))

@@ -12,6 +12,7 @@ from detic_cli.checkpoint.load import load_checkpoint, load_state_dict
 from detic_cli.config import CfgNode
 from detic_cli.data.transforms import resize_shortest_edge
 from detic_cli.engine.amp import autocast_scope
+from detic_cli.errors import DeticError
 from detic_cli.modeling.build import build_model
 from detic_cli.structures import Instances
 
@@ -40,6 +41,8 @@ class Predictor:
     being trained, for evaluation during training). `amp` (float16 or bfloat16) runs the backbone
     under autocast, as Detic's FP16 does; None keeps everything in float32 (the original demo).
     `prepare` (CPU only, thread-safe) and `predict` may run on different threads to overlap them.
+    `embeddings` (C, D) set an open-vocabulary model's classifier, labelled by `class_names`; with
+    `class_names` alone they label a closed model's own classes (Deformable DETR's 1203 LVIS ones).
     """
 
     def __init__(self, cfg: CfgNode, *, weights: str | Path | Mapping[str, torch.Tensor], device: torch.device,
@@ -56,6 +59,11 @@ class Predictor:
         self.model.to(device).eval()
         if embeddings is not None:
             self.model.set_vocabulary(torch.as_tensor(np.asarray(embeddings, dtype=np.float32)), class_names)
+        elif class_names is not None:  # names only: they label the classes the model already has
+            if len(class_names) != len(self.model.class_names):
+                raise DeticError(f"{len(class_names)} class names given for the model's "
+                                 f"{len(self.model.class_names)} classes")
+            self.model.class_names = list(class_names)
         self.min_size = cfg.INPUT.MIN_SIZE_TEST
         self.max_size = cfg.INPUT.MAX_SIZE_TEST
         self.input_format = cfg.INPUT.FORMAT

@@ -1,119 +1,109 @@
 """The four built-in vocabularies of the original Detic: LVIS, Objects365, OpenImages, COCO.
 
-Each is the original CLIP embedding file (`datasets/metadata/*.npy` of the public Detic repository:
-CLIP ViT-B/32 text features of "a " + class name, float16, not normalised) plus the class names in
-classifier order, parsed from the public file they were made from. Files download through the zoo
-cache (`DETIC_HOME/vocab`) and must match the sha256 recorded here.
+Their facts ship with the package as `detic_cli.metadata` (the repository's top-level `metadata/`
+folder, made by `metadata/make_metadata.py` from the public files): the class names in classifier
+order (LVIS with synonyms and r/c/f frequency) and, for each vocabulary, its released embedding file
+(`datasets/metadata/*.npy` of the public Detic repository: CLIP ViT-B/32 text features of
+"a " + class name, C x 512 float16, not normalised) with the size and sha256 it must have. Names are
+read from the package, offline; only the embedding file is downloaded, through the zoo cache
+(`DETIC_HOME/vocab`), and checked against that sha256.
 """
 
 from __future__ import annotations
 
-import csv
 import difflib
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
+from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from detic_cli.errors import DeticError
+from detic_cli.zoo import cache as zoo_cache
 from detic_cli.zoo.assets import Asset
 from detic_cli.zoo.download import fetch
 from detic_cli.zoo.progress import Progress
 
-METADATA_URL = "https://raw.githubusercontent.com/facebookresearch/Detic/main/datasets/metadata/"
-OID_CLASSES_URL = "https://storage.googleapis.com/openimages/challenge_2019/challenge-2019-classes-description-500.csv"
-
-COCO_NAMES: tuple[str, ...] = (
-    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat", "traffic light",
-    "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog", "horse", "sheep", "cow",
-    "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella", "handbag", "tie", "suitcase", "frisbee",
-    "skis", "snowboard", "sports ball", "kite", "baseball bat", "baseball glove", "skateboard", "surfboard",
-    "tennis racket", "bottle", "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple",
-    "sandwich", "orange", "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch",
-    "potted plant", "bed", "dining table", "toilet", "tv", "laptop", "mouse", "remote", "keyboard",
-    "cell phone", "microwave", "oven", "toaster", "sink", "refrigerator", "book", "clock", "vase", "scissors",
-    "teddy bear", "hair drier", "toothbrush",
-)
+METADATA_PACKAGE = "detic_cli.metadata"
+INDEX_FILE = "vocabularies.json"
 
 
-def _metadata(filename: str, sha256: str, size: int) -> Asset:
-    return Asset(filename, METADATA_URL + filename, kind="vocab", sha256=sha256, size=size)
+def read_metadata(filename: str) -> Any:
+    """The JSON value of one file the package ships in `detic_cli.metadata` (e.g. "lvis_v1.json")."""
+    try:
+        text = files(METADATA_PACKAGE).joinpath(filename).read_text(encoding="utf-8")
+        return json.loads(text)
+    except (OSError, ModuleNotFoundError, json.JSONDecodeError) as exc:
+        raise DeticError(f"built-in vocabulary data {METADATA_PACKAGE}/{filename} is missing or damaged in "
+                         f"this install ({type(exc).__name__}); reinstall detic") from exc
 
 
-def lvis_names(path: Path) -> list[str]:
-    """LVIS v1 category `name`s (e.g. "aerosol_can") sorted by category id, from the cat_info JSON."""
-    cats = json.loads(path.read_text(encoding="utf-8"))
-    return [c["name"] for c in sorted(cats, key=lambda c: c["id"])]
+@dataclass(frozen=True)
+class BuiltinClass:
+    """One class of a built-in vocabulary. id: the dataset's category id (LVIS 1..1203, COCO 1..90,
+    Objects365 1..365, OpenImages 1..500 = file position); name: what the embedding row encodes;
+    synonyms and frequency ("r", "c" or "f"): LVIS only; official_name: Objects365's own spelling
+    before the original's fixes; freebase_id: OpenImages' MID."""
 
-
-def objects365_names(path: Path) -> list[str]:
-    """Objects365 names with the original's spelling fixes (third column of `id,name,fixed name`),
-    sorted by id."""
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = [r for r in csv.reader(f) if r]
-    return [r[2] for r in sorted(rows, key=lambda r: int(r[0]))]
-
-
-def openimages_names(path: Path) -> list[str]:
-    """OpenImages challenge-2019 display names (second column of `MID,name`), in file order."""
-    with open(path, newline="", encoding="utf-8") as f:
-        return [r[1] for r in csv.reader(f) if r]
+    id: int
+    name: str
+    synonyms: tuple[str, ...] = ()
+    frequency: str | None = None
+    official_name: str | None = None
+    freebase_id: str | None = None
 
 
 @dataclass(frozen=True)
 class BuiltinVocabulary:
-    """name: canonical name; aliases: other accepted names; embeddings: the C x 512 `.npy`;
-    names_file/parse: where the class names come from (None/None: `names` holds them);
-    num_classes: C."""
+    """name: canonical name; aliases: other accepted names; embeddings: the released C x D `.npy`
+    (url, size, sha256); num_classes: C; embedding_shape/dtype: what that file holds ((C, 512), float16);
+    classes_file: the shipped classes resource; names_file: the public file the names were extracted
+    from (what `detic data prepare` still downloads for its extra fields), None when it has no URL."""
 
     name: str
     aliases: tuple[str, ...]
     embeddings: Asset
     num_classes: int
+    embedding_shape: tuple[int, ...]
+    embedding_dtype: str
+    classes_file: str
     names_file: Asset | None = None
-    parse: Callable[[Path], list[str]] | None = None
-    names: tuple[str, ...] = ()
+
+    def classes(self) -> tuple[BuiltinClass, ...]:
+        """The C classes in classifier order (row i of the embeddings is class i), read offline."""
+        return _classes(self.classes_file)
+
+    def class_names(self) -> list[str]:
+        return [c.name for c in self.classes()]
 
     def assets(self) -> list[Asset]:
-        return [self.embeddings] + ([self.names_file] if self.names_file else [])
+        """What detecting with this vocabulary downloads: the embedding file only."""
+        return [self.embeddings]
 
 
-BUILTINS: dict[str, BuiltinVocabulary] = {
-    v.name: v
-    for v in (
-        BuiltinVocabulary(
-            "lvis", ("lvis_v1",),
-            _metadata("lvis_v1_clip_a+cname.npy", "16059f1fe5f7d857273d16a1b7c6d6141a88d133e99a107be5065f42311da0f8",
-                      1232000), 1203,
-            _metadata("lvis_v1_train_cat_info.json",
-                      "56abd7581b779fb62b167a52c76026839eabbfb5bfb12986e6170fbe0111fe40", 268947),
-            lvis_names,
-        ),
-        BuiltinVocabulary(
-            "objects365", ("o365",),
-            _metadata("o365_clip_a+cnamefix.npy", "389a43e5c38eb22ca1b46a7328e57e7cd281b00c64250016be80d3c771711c13",
-                      373888), 365,
-            _metadata("Objects365_names_fix.csv", "2629b3d9f35163bfb25b49ef5d40cfbc0d037439b48b6884205bfaf3d2198c82",
-                      8208),
-            objects365_names,
-        ),
-        BuiltinVocabulary(
-            "openimages", ("oid", "openimages_challenge_2019"),
-            _metadata("oid_clip_a+cname.npy", "b24dbd0adf6244ae769aa609c8541bb80c4d60380d0841b8da4d7091faf5fe0a",
-                      512128), 500,
-            Asset("challenge-2019-classes-description-500.csv", OID_CLASSES_URL, kind="vocab",
-                  sha256="34bde8f4fbf01008775fd8f59e8837ba25055729a103c294aced99963e5e6f9c", size=9737),
-            openimages_names,
-        ),
-        BuiltinVocabulary(
-            "coco", ("coco_2017",),
-            _metadata("coco_clip_a+cname.npy", "3186340bfc1eb67c2131a451cbf9f623fa236b0ef5a2441b2d9a93ba46051f85",
-                      82048), 80, names=COCO_NAMES,
-        ),
+def _asset(facts: dict[str, Any]) -> Asset:
+    return Asset(facts["filename"], facts["url"], kind="vocab", sha256=facts["sha256"], size=facts["size"])
+
+
+def _vocabulary(name: str, entry: dict[str, Any]) -> BuiltinVocabulary:
+    emb, source = entry["embeddings"], entry["source"]
+    return BuiltinVocabulary(
+        name=name, aliases=tuple(entry["aliases"]), embeddings=_asset(emb), num_classes=int(entry["num_classes"]),
+        embedding_shape=tuple(emb["shape"]), embedding_dtype=emb["dtype"], classes_file=entry["classes"],
+        names_file=_asset(source) if source.get("url") else None,
     )
-}
+
+
+@cache
+def _classes(filename: str) -> tuple[BuiltinClass, ...]:
+    records = read_metadata(filename)["classes"]
+    return tuple(BuiltinClass(**{**r, "synonyms": tuple(r.get("synonyms", ()))}) for r in records)
+
+
+BUILTINS: dict[str, BuiltinVocabulary] = {name: _vocabulary(name, e) for name, e in read_metadata(INDEX_FILE).items()}
 
 
 def builtin_vocabulary(name: str) -> BuiltinVocabulary:
@@ -133,28 +123,63 @@ def is_builtin(name: str) -> bool:
     return any(key == v.name or key in v.aliases for v in BUILTINS.values())
 
 
+def builtin_class_names(name: str) -> list[str]:
+    """The C class names of built-in vocabulary `name` in classifier order, from the package (no download)."""
+    return builtin_vocabulary(name).class_names()
+
+
 def all_vocab_assets() -> list[Asset]:
-    """Every file of every built-in vocabulary."""
-    return [a for v in BUILTINS.values() for a in v.assets()]
+    """Every file of the built-in vocabularies the cache may hold: the embedding files, and the public
+    names files `detic data prepare` downloads (what `detic zoo verify` re-hashes)."""
+    return [a for v in BUILTINS.values() for a in (v.embeddings, v.names_file) if a is not None]
+
+
+def _first_clause(message: str) -> str:
+    """`message` up to its first "; " outside parentheses: the fact, without the generic advice."""
+    depth = 0
+    for i, char in enumerate(message):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth == 0 and message.startswith("; ", i):
+            return message[:i]
+    return message
+
+
+def _not_fetched(vocab: BuiltinVocabulary, exc: DeticError) -> DeticError:
+    """One line: which embedding file is missing, why it could not be fetched, and the pull command."""
+    asset = vocab.embeddings
+    lines = str(exc).strip().splitlines()
+    cause = _first_clause(lines[0]) if lines else type(exc).__name__
+    if asset.filename not in cause:
+        where = zoo_cache.cached_path(asset)
+        cause = f"{asset.filename} is not in the cache ({where}) and could not be fetched: {cause}"
+    return DeticError(f"--vocab {vocab.name}: {cause}; get it with `detic zoo pull --vocab {vocab.name} --mirror DIR` "
+                      f"(DIR: a folder holding {asset.filename}; a base URL or hf://OWNER/REPO works too) "
+                      "or with network access")
 
 
 def pull_builtin_vocabulary(name: str, *, mirror: str | None = None,
                             progress: Progress | None = None) -> list[Path]:
-    """Download (or find in the cache) the files of vocabulary `name`; returns their paths."""
-    return [fetch(a, mirror=mirror, progress=progress) for a in builtin_vocabulary(name).assets()]
+    """Download (or find in the cache) the embedding file of vocabulary `name`; returns [its path].
+    A failure is one DeticError line naming the file and the `detic zoo pull --vocab` command."""
+    vocab = builtin_vocabulary(name)
+    try:
+        return [fetch(a, mirror=mirror, progress=progress) for a in vocab.assets()]
+    except DeticError as exc:
+        raise _not_fetched(vocab, exc) from exc
 
 
 def fetch_builtin_vocabulary(name: str, *, mirror: str | None = None,
                              progress: Progress | None = None) -> tuple[list[str], np.ndarray]:
     """(class names, C x D float32 embeddings in the same order) of the built-in vocabulary `name`
-    (lvis, objects365/o365, openimages/oid, coco), downloaded into DETIC_HOME if missing."""
+    (lvis, objects365/o365, openimages/oid, coco): names from the package, the embedding file from
+    the cache, downloaded into DETIC_HOME first if missing."""
     vocab = builtin_vocabulary(name)
-    paths = pull_builtin_vocabulary(vocab.name, mirror=mirror, progress=progress)
-    names = vocab.parse(paths[1]) if vocab.parse is not None else list(vocab.names)
-    emb = np.load(paths[0], allow_pickle=False)
+    path = pull_builtin_vocabulary(vocab.name, mirror=mirror, progress=progress)[0]
+    names = vocab.class_names()
+    emb = np.load(path, allow_pickle=False)
     if emb.ndim != 2 or emb.shape[0] != len(names) or len(names) != vocab.num_classes:
         raise DeticError(
-            f"vocabulary {vocab.name}: {paths[0]} holds {emb.shape} embeddings for {len(names)} names, "
+            f"vocabulary {vocab.name}: {path} holds {emb.shape} embeddings for {len(names)} names, "
             f"expected {vocab.num_classes}; run `detic zoo verify`"
         )
     return names, emb.astype(np.float32)

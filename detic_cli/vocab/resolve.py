@@ -10,31 +10,38 @@ import numpy as np
 
 from detic_cli.errors import DeticError
 from detic_cli.vocab.build import embed_names
+from detic_cli.vocab.builtin import BUILTINS, builtin_vocabulary, fetch_builtin_vocabulary
 from detic_cli.vocab.clip_encoder import DEFAULT_CLIP_MODEL, EncoderSpec
 from detic_cli.vocab.names import drop_duplicates, read_names_file, split_names, warn
 from detic_cli.vocab.prompts import DEFAULT_PROMPT, prompt_template
 from detic_cli.vocab.sidecar import array_sha256, read_sidecar
 
-BUILTIN_VOCABULARIES = ("lvis", "objects365", "o365", "openimages", "oid", "coco")
+BUILTIN_VOCABULARIES = tuple(n for v in BUILTINS.values() for n in (v.name, *v.aliases))
 
 
 @dataclass(frozen=True, eq=False)
 class Vocabulary:
-    """`names`: C class names; `embeddings`: (C, D) float32 CLIP text features, unnormalised;
-    `source`: where they came from (`builtin:lvis`, `npy:PATH`, `names`, `names-file:PATH`)."""
+    """`names`: C class names; `embeddings`: (C, D) float32 CLIP text features, unnormalised, or None
+    for the names of a closed-vocabulary model's own learned classes (see `builtin_names`);
+    `source`: where they came from (`builtin:lvis`, `builtin-names:lvis`, `npy:PATH`, `names`,
+    `names-file:PATH`)."""
 
     names: list[str]
-    embeddings: np.ndarray
+    embeddings: np.ndarray | None
     source: str
 
 
 def _builtin(name: str, mirror: str | None) -> Vocabulary:
-    try:
-        from detic_cli.vocab.builtin import fetch_builtin_vocabulary
-    except ImportError as exc:
-        raise DeticError(f"--vocab {name}: built-in vocabularies are not available in this install") from exc
     names, emb = fetch_builtin_vocabulary(name, mirror=mirror)
     return Vocabulary(list(names), np.asarray(emb, dtype=np.float32), f"builtin:{name}")
+
+
+def builtin_names(name: str) -> Vocabulary:
+    """The class names of the built-in vocabulary `name` (lvis, o365, ...) with no embeddings: what a
+    closed-vocabulary model (Deformable DETR's learned 1203-class LVIS classifier) needs to label its
+    classes. Read from the package; nothing is downloaded."""
+    vocab = builtin_vocabulary(name)
+    return Vocabulary(vocab.class_names(), None, f"builtin-names:{vocab.name}")
 
 
 def _npy_names(path: Path, count: int, names_file: str | None, array: np.ndarray) -> list[str]:

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 import detic_cli.cli.zoo  # noqa: F401  (registers `zoo` on the app)
 from detic_cli.cli.app import app
 from detic_cli.errors import DeticError
+from detic_cli.utils import sha256_file
 from detic_cli.zoo import cache
 from detic_cli.zoo.catalog import DEFAULT_MODEL, weight_files
 
@@ -30,7 +31,7 @@ def test_list_json_names_every_weight_url_of_the_seed(shared_dir):
     urls = set(re.findall(r"https://dl\.fbaipublicfiles\.com/detic/[^)\s]+\.pth",
                           (shared_dir / "detic-reference" / "MODEL_ZOO.md").read_text()))
     assert len(urls) == 22 and urls <= {r["url"] for r in records}
-    rows = [r for r in records if r["section"] != "backbones"]
+    rows = [r for r in records if r["section"] not in ("backbones", "vocabularies")]
     assert len(rows) == 26 and all(r["cached"] is False for r in records)
     assert {r["section"] for r in json.loads(_ok("zoo", "list", "--section", "ov-coco", "--json"))} == {"ov-coco"}
 
@@ -50,6 +51,28 @@ def test_info_shows_everything_known():
                  "python train_net.py", "real-time/Detic_C2_SwinB_896_4x_IN-21K+COCO"):
         assert text.replace(" ", "") in out.replace(" ", ""), text
     assert "convert-pretrained" in _ok("zoo", "info", "resnet50_miil_21k")
+
+
+def test_list_and_info_show_the_builtin_vocabularies(shared_dir):
+    records = json.loads(_ok("zoo", "list", "--section", "vocabularies", "--json"))
+    assert [(r["name"], r["num_classes"]) for r in records] == [
+        ("lvis", 1203), ("objects365", 365), ("openimages", 500), ("coco", 80)]
+    for r in records:  # the facts of the package's metadata match the public file
+        path = shared_dir / "detic-metadata" / r["filename"]
+        assert (r["size"], r["sha256"], r["cached"]) == (path.stat().st_size, sha256_file(path), False)
+    table = " ".join(_ok("zoo", "list").split())
+    assert "Built-in vocabularies" in table and "Standard LVIS" in table
+    for r in records:
+        assert f"{r['name']}" in table and r["sha256"] in table and r["filename"] in table
+    info = " ".join(_ok("zoo", "info", "o365").split())
+    for text in ("objects365", "365: Person, Sneakers", "o365_clip_a+cnamefix.npy: 365 x 512 float16",
+                 records[1]["sha256"], "373888 bytes", "not cached", "detic zoo pull --vocab objects365"):
+        assert text in info, text
+    assert "rare 337, common 461, frequent 405" in " ".join(_ok("zoo", "info", "lvis").split())
+    _ok("zoo", "pull", "--vocab", "coco", "--mirror", str(shared_dir / "detic-metadata"))
+    assert [r["cached"] for r in json.loads(_ok("zoo", "list", "-s", "vocabularies", "--json"))] == [
+        False, False, False, True]
+    assert "sha256 " + records[3]["sha256"] in " ".join(_ok("zoo", "info", "coco").split())
 
 
 def test_pull_verify_and_corruption(tmp_path, shared_dir):

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
-import sys
-import types
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
 
 from detic_cli.errors import DeticError
+from detic_cli.utils import sha256_file
 from detic_cli.vocab import build
 from detic_cli.vocab.resolve import Vocabulary, resolve_vocabulary
+from detic_cli.zoo import cache
 
 
 def _no_clip(*_args, **_kwargs):
@@ -88,16 +90,43 @@ def test_npy_missing(tmp_path):
         resolve_vocabulary(str(tmp_path / "missing.npy"))
 
 
-def test_builtin_is_fetched_lazily(monkeypatch):
-    calls = []
+@pytest.fixture
+def embedding_server(shared_dir, tmp_path):
+    """A 127.0.0.1 HTTP server holding the real coco_clip_a+cname.npy; yields (base URL, requested paths)."""
+    (tmp_path / "coco_clip_a+cname.npy").write_bytes((shared_dir / "detic-metadata/coco_clip_a+cname.npy").read_bytes())
+    requests: list[str] = []
 
-    def fetch(name, *, mirror=None):
-        calls.append((name, mirror))
-        return ["person", "bicycle"], np.ones((2, 512), dtype=np.float16)
+    class Handler(SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, directory=str(tmp_path), **kwargs)
 
-    monkeypatch.setitem(sys.modules, "detic_cli.vocab.builtin",
-                        types.SimpleNamespace(fetch_builtin_vocabulary=fetch))
-    vocab = resolve_vocabulary("COCO", mirror="/mirror")
-    assert calls == [("coco", "/mirror")]
-    assert vocab.names == ["person", "bicycle"] and vocab.embeddings.dtype == np.float32
-    assert vocab.source == "builtin:coco"
+        def do_GET(self):  # noqa: N802 - http.server's naming
+            requests.append(self.path)
+            super().do_GET()
+
+        def log_message(self, format, *args):  # noqa: A002 - silence the access log
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", requests
+    server.shutdown()
+    server.server_close()
+
+
+def test_builtin_is_fetched_lazily_once_and_verified(embedding_server, monkeypatch):
+    from detic_cli.vocab.builtin import builtin_vocabulary
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)  # plain HTTP to the local server
+    base, requests = embedding_server
+    asset = builtin_vocabulary("coco").embeddings
+    assert requests == [] and not cache.cached_path(asset).exists()  # importing and looking up fetch nothing
+    vocab = resolve_vocabulary("COCO", mirror=base)
+    assert requests == ["/coco_clip_a%2Bcname.npy"]
+    assert sha256_file(cache.cached_path(asset)) == asset.sha256
+    assert vocab.names[:3] == ["person", "bicycle", "car"] and vocab.source == "builtin:coco"
+    assert vocab.embeddings.shape == (80, 512) and vocab.embeddings.dtype == np.float32
+    again = resolve_vocabulary("coco", mirror=base)
+    assert requests == ["/coco_clip_a%2Bcname.npy"]  # the second use reads the cache
+    np.testing.assert_array_equal(again.embeddings, vocab.embeddings)
