@@ -29,8 +29,8 @@ def test_detect_model_from_mirror_matches_reference(shared_dir, parity_checkpoin
     spec = importlib.util.spec_from_file_location("cmp", shared_dir / "parity/compare_detections.py")
     cmp = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(cmp)
-    result = cmp.compare(case, record)
-    assert result["recall"] >= 0.95 and result["precision"] >= 0.95
+    result = cmp.compare_strict(case, record)
+    assert result["identical"], result
     cats = sorted(json.loads((shared_dir / "detic-metadata/lvis_v1_train_cat_info.json").read_text()),
                   key=lambda c: c["id"])
     assert all(i["class_name"] == cats[i["class_index"]]["name"] for i in record["instances"])

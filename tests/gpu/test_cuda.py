@@ -19,7 +19,13 @@ PROJECT_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 @pytest.mark.parametrize("amp", ["off", "fp16"])
 def test_r18_astronaut_on_cuda_matches_reference(shared_dir, parity_checkpoint, run_cli, tmp_path, amp):
-    """fp32 as the original demo; fp16 backbone (Detic's FP16) stays within the acceptance rule too."""
+    """fp32 as the original demo; fp16 backbone (Detic's FP16) stays within the loose rule too.
+
+    Loose on purpose (compare_detections.py's `compare`, not `compare_strict`): the reference is the
+    float32 CPU run, and a GPU computes differently (cuDNN picks other convolution algorithms and, by
+    default, TF32 for convolutions; fp16 rounds the backbone to 11 bits). No deviation has been measured
+    yet: no session so far was lent a GPU. Measure it where one is, and record it here.
+    """
     import importlib.util
 
     case = json.loads((shared_dir / "parity/cases/r18_astronaut.json").read_text())
