@@ -78,14 +78,19 @@ def build_train_loader(cfg, *, rank: int = 0, world_size: int = 1, start_iter: i
     sampler = build_sampler(cfg, records, ann_types, seed=seed, rank=rank, world_size=world_size)
     groups, batch_sizes = batch_groups(cfg, records, ann_types, world_size)
     batches = GroupedBatchSampler(sampler, groups=groups, batch_sizes=batch_sizes, start_batch=start_iter)
-    mapper = TrainMapper(augmentations=[train_augmentations(cfg, s) for s in range(len(ann_types))],
-                         image_format=cfg.INPUT.FORMAT, ann_types=ann_types, with_masks=bool(cfg.MODEL.MASK_ON),
-                         mask_format=str(cfg.INPUT.MASK_FORMAT),
-                         read_tar_image=_tar_reader(cfg, records))
+    mapper = build_train_mapper(cfg, ann_types, records)
     loader = DataLoader(MappedRecords(records, mapper, seed=seed), batch_sampler=batches,
                         num_workers=int(cfg.DATALOADER.NUM_WORKERS), collate_fn=_as_list,
                         worker_init_fn=_one_thread, generator=torch.Generator().manual_seed(seed % (1 << 63)))
     return TrainLoader(loader, datasets, len(records))
+
+
+def build_train_mapper(cfg, ann_types: list[str], records: list[Record]) -> TrainMapper:
+    """The record -> batch element mapper of training: per dataset source its INPUT.CUSTOM_AUG recipe,
+    INPUT.FORMAT channels, masks (MODEL.MASK_ON) in INPUT.MASK_FORMAT, tar images where records need them."""
+    return TrainMapper(augmentations=[train_augmentations(cfg, s) for s in range(len(ann_types))],
+                       image_format=cfg.INPUT.FORMAT, ann_types=ann_types, with_masks=bool(cfg.MODEL.MASK_ON),
+                       mask_format=str(cfg.INPUT.MASK_FORMAT), read_tar_image=_tar_reader(cfg, records))
 
 
 def _as_list(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:

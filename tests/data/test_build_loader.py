@@ -12,6 +12,7 @@ from detic_cli.data.build import build_train_loader
 from detic_cli.data.synthetic import IMAGE_DIR, make_detection_dataset, make_image_label_dataset
 from detic_cli.errors import DeticError
 from detic_cli.structures import Boxes, Instances
+from detic_cli.structures.masks import PolygonMasks
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +67,9 @@ def test_multi_dataset_batches_follow_the_contract(data_root):
         assert len({e["height"] <= e["width"] for e in batch}) <= 2
         for e in batch:
             _check_element(e, 64 if kind == "box" else 32)
-            masks = e["instances"].gt_masks
+            polygons = e["instances"].gt_masks  # INPUT.MASK_FORMAT polygon (the default): kept as polygons
+            assert isinstance(polygons, PolygonMasks) and len(polygons) == len(e["instances"])
+            masks = polygons.to_bitmasks(e["height"], e["width"])
             assert masks.dtype == torch.bool and tuple(masks.shape) == (len(e["instances"]), e["height"], e["width"])
             if kind == "box":
                 assert e["pos_category_ids"] == sorted(set(e["instances"].gt_classes.tolist()))

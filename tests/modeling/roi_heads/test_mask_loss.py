@@ -52,3 +52,50 @@ def test_mask_loss_is_mean_bce_on_the_gt_class_channel():
     assert agnostic.item() == pytest.approx(F.binary_cross_entropy_with_logits(logits[:, 0], target).item(), rel=1e-6)
     empty = mask_rcnn_loss(torch.zeros(0, 1, 4, 4, requires_grad=True), [props[0][:0]], [masks])
     assert empty.item() == 0 and empty.requires_grad
+
+
+def test_polygon_targets_are_drawn_inside_each_box():
+    """INPUT.MASK_FORMAT polygon (the original's): ground-truth polygons shifted by the box corner, scaled by
+    M / box side and rasterized at M x M, not a crop of a full-image bitmap."""
+    from detic_cli.structures.masks import PolygonMasks, rasterize_polygons
+
+    square = [[10.0, 10.0, 30.0, 10.0, 30.0, 30.0, 10.0, 30.0]]
+    right_half = [[30.0, 0.0, 60.0, 0.0, 60.0, 40.0, 30.0, 40.0]]
+    polygons = PolygonMasks([square, right_half])
+    boxes = torch.tensor([[10.0, 10, 30, 30], [10.0, 10, 50, 30], [0.0, 0, 60, 40], [20.0, 5, 45, 25]])
+    out = mask_targets(polygons, boxes, torch.tensor([0, 0, 1, 1]), 8)
+    assert out.dtype == torch.bool and out.shape == (4, 8, 8)
+    assert out[0].all()
+    assert out[1][:, :4].all() and not out[1][:, 4:].any()
+    assert not out[2][:, :4].any() and out[2][:, 4:].all()
+    # an oblique box: the same as drawing the moved polygon ((x - 20) * 8 / 25, (y - 5) * 8 / 20) at 8 x 8
+    moved = [30.0, 0.0, 60.0, 0.0, 60.0, 40.0, 30.0, 40.0]
+    moved = [(v - 20.0) * 8 / 25 if k % 2 == 0 else (v - 5.0) * 8 / 20 for k, v in enumerate(moved)]
+    assert torch.equal(out[3], torch.from_numpy(rasterize_polygons([moved], 8, 8)))
+    assert mask_targets(polygons, torch.zeros(0, 4), torch.zeros(0, dtype=torch.int64), 8).shape == (0, 8, 8)
+
+
+def test_polygon_and_bitmask_targets_differ_at_the_edges_only():
+    """Both formats agree away from the polygon's edges; they differ where ROIAlign's bilinear samples of the
+    full-image bitmap straddle an edge (the bitmask path is not the original's recipe)."""
+    from detic_cli.structures.masks import PolygonMasks
+
+    triangle = [[3.3, 2.1, 37.8, 5.4, 12.6, 35.7]]
+    polygons = PolygonMasks([triangle])
+    boxes = torch.tensor([[1.7, 0.9, 39.2, 37.1]])
+    from_polygons = mask_targets(polygons, boxes, torch.tensor([0]), 28)
+    from_bitmask = mask_targets(polygons.to_bitmasks(40, 40), boxes, torch.tensor([0]), 28)
+    differ = (from_polygons != from_bitmask).sum().item()
+    assert 0 < differ < 0.1 * from_polygons.sum().item()
+
+
+def test_polygon_masks_index_and_cat_like_instance_fields():
+    from detic_cli.structures.masks import PolygonMasks
+
+    masks = PolygonMasks([[[0, 0, 4, 0, 4, 4]], [[1, 1, 5, 1, 5, 5], [6, 6, 8, 6, 8, 8]], [[2, 2, 3, 2, 3, 3]]])
+    assert len(masks[torch.tensor([True, False, True])]) == 2
+    assert [len(p) for p in masks[torch.tensor([1, 0])].polygons] == [2, 1]
+    assert len(masks[1:]) == 2 and len(masks[0]) == 1
+    assert len(PolygonMasks.cat([masks, masks[:1]])) == 4
+    with pytest.raises(ValueError, match="even number"):
+        PolygonMasks([[[0, 0, 1, 1]]])
