@@ -10,13 +10,12 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.progress import Progress as RichBar
 
 from detic_cli.cli.app import app
 from detic_cli.data.catalog import ENV_VAR, datasets_root
 from detic_cli.data.prepare.registry import TARGETS, find_target
 from detic_cli.data.prepare.status import PRESENT, SOURCE_MISSING, all_status
+from detic_cli.progress import BarProgress
 from detic_cli.zoo.sources import MIRROR_ENV
 
 data_app = typer.Typer(help="Prepare the datasets the zoo recipes train on, from the public raw files.",
@@ -25,36 +24,6 @@ app.add_typer(data_app, name="data")
 
 ROOT_HELP = f"Datasets root (default ${ENV_VAR}, else ./datasets)."
 _STYLE = {PRESENT: "green", SOURCE_MISSING: "red"}
-
-
-class CountProgress:
-    """Item bars (done/total, elapsed, time left) on stderr when it is a terminal; notes always."""
-
-    def __init__(self, console: Console) -> None:
-        self._console = console
-        self._bars = console.is_terminal
-        self._bar: RichBar | None = None
-        self._task = None
-
-    def start(self, label: str, total: int | None, completed: int = 0) -> None:
-        self.finish()
-        if self._bars:
-            self._bar = RichBar(TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                                TimeRemainingColumn(), console=self._console, transient=False)
-            self._bar.start()
-            self._task = self._bar.add_task(label, total=total, completed=completed)
-
-    def advance(self, n: int) -> None:
-        if self._bar is not None and self._task is not None:
-            self._bar.advance(self._task, n)
-
-    def finish(self) -> None:
-        if self._bar is not None:
-            self._bar.stop()
-        self._bar = self._task = None
-
-    def note(self, message: str) -> None:
-        self._console.print(message, highlight=False, soft_wrap=True)
 
 
 @contextmanager
@@ -85,7 +54,7 @@ def prepare(
     """Make one target's files from the raw dataset files under the datasets root (skipped when done)."""
     entry = find_target(target)
     base = datasets_root(root)
-    progress = CountProgress(Console(stderr=True))
+    progress = BarProgress(Console(stderr=True), unit="items")
     try:
         with _mirror(mirror):
             paths = entry.prepare(base, force=force, progress=progress)

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from detic_cli.cli.app import app
 from detic_cli.errors import DeticError
+from detic_cli.progress import Progress, default_progress
 from detic_cli.vocab.builtin import (
     BUILTINS,
     BuiltinVocabulary,
@@ -31,7 +32,6 @@ from detic_cli.zoo.backbone_convert import (
 )
 from detic_cli.zoo.catalog import BACKBONES, ROWS, SECTIONS, STAGES, Backbone, Stage, ZooRow, rows_for, weight_files
 from detic_cli.zoo.download import is_cached, pull_all
-from detic_cli.zoo.progress import Progress, default_progress
 from detic_cli.zoo.resolve import config_path, find_asset, find_backbone, find_row, find_rows, find_stage
 from detic_cli.zoo.verify import verify_asset
 

@@ -22,10 +22,10 @@ from typing import Any
 import numpy as np
 
 from detic_cli.errors import DeticError
+from detic_cli.progress import Progress
 from detic_cli.zoo import cache as zoo_cache
 from detic_cli.zoo.assets import Asset
 from detic_cli.zoo.download import fetch
-from detic_cli.zoo.progress import Progress
 
 METADATA_PACKAGE = "detic_cli.metadata"
 INDEX_FILE = "vocabularies.json"

@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING, Any
 import filelock
 
 from detic_cli.errors import DeticError
+from detic_cli.progress import Progress, default_progress
 from detic_cli.utils import atomic_write_bytes, sha256_file
 from detic_cli.zoo import cache
 from detic_cli.zoo.assets import Asset
 from detic_cli.zoo.catalog import BACKBONES, ROWS, STAGES, Backbone
 from detic_cli.zoo.download import fetch, is_cached
-from detic_cli.zoo.progress import Progress, default_progress
 from detic_cli.zoo.resolve import config_path
 
 if TYPE_CHECKING:

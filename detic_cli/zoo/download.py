@@ -16,12 +16,12 @@ from pathlib import Path
 import filelock
 
 from detic_cli.errors import DeticError
+from detic_cli.progress import Progress, default_progress
 from detic_cli.utils import sha256_file
 from detic_cli.zoo import cache
 from detic_cli.zoo.assets import Asset
 from detic_cli.zoo.http import NotFound, http_download
 from detic_cli.zoo.hub import hf_file
-from detic_cli.zoo.progress import Progress, default_progress
 from detic_cli.zoo.sources import Source, sources_for
 
 

@@ -17,7 +17,7 @@ from urllib.request import Request, urlopen
 
 from detic_cli import __version__
 from detic_cli.errors import DeticError
-from detic_cli.zoo.progress import Progress
+from detic_cli.progress import Progress
 
 CHUNK = 1 << 20
 _RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")

@@ -10,10 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from detic_cli.errors import DeticError
+from detic_cli.progress import Progress
 from detic_cli.zoo.backbone_convert import pull_backbone
 from detic_cli.zoo.catalog import weight_files
 from detic_cli.zoo.download import fetch
-from detic_cli.zoo.progress import Progress
 from detic_cli.zoo.resolve import ZOO_SCHEME, find_asset, find_backbone, find_row, find_rows, find_stage
 
 

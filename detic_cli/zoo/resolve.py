@@ -7,10 +7,10 @@ import os
 from pathlib import Path
 
 from detic_cli.errors import DeticError
+from detic_cli.progress import Progress
 from detic_cli.zoo.assets import Asset
 from detic_cli.zoo.catalog import BACKBONES, ROWS, STAGES, Backbone, Stage, ZooRow, weight_files
 from detic_cli.zoo.download import fetch
-from detic_cli.zoo.progress import Progress
 
 ZOO_SCHEME = "zoo://"
 CONFIGS_ENV = "DETIC_CONFIGS"

@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 
 from detic_cli.errors import DeticError
+from detic_cli.progress import NullProgress
 from detic_cli.zoo import cache
 from detic_cli.zoo import http as zoo_http
 from detic_cli.zoo.assets import Asset
 from detic_cli.zoo.download import fetch
-from detic_cli.zoo.progress import NullProgress
 from detic_cli.zoo.sources import parse_hf, sources_for
 from tests.zoo.hub_server import LocalHub
 
@@ -120,8 +120,8 @@ def test_wrong_hash_is_refused(server, online):
 def test_two_processes_pulling_the_same_file(server, weights):
     server.state.delay = 0.08  # about 1.5 s per body: the second process starts while the first downloads
     code = ("import sys; from detic_cli.zoo.assets import Asset; from detic_cli.zoo.download import fetch;"
-            "from detic_cli.zoo.progress import RichProgress;"
-            "print(fetch(Asset('model.pth', sys.argv[1]), progress=RichProgress()))")
+            "from detic_cli.progress import BarProgress;"
+            "print(fetch(Asset('model.pth', sys.argv[1]), progress=BarProgress()))")
     env = {k: v for k, v in os.environ.items() if k != "HF_HUB_OFFLINE"}
 
     def start() -> subprocess.Popen:
@@ -238,7 +238,7 @@ import json, sys
 from detic_cli.errors import DeticError
 from detic_cli.zoo.assets import Asset
 from detic_cli.zoo.download import fetch
-from detic_cli.zoo.progress import NullProgress
+from detic_cli.progress import NullProgress
 out = []
 for mirror in sys.argv[1:]:
     try:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from detic_cli.errors import DeticError
+from detic_cli.progress import NullProgress
 from detic_cli.zoo import cache
 from detic_cli.zoo.catalog import DEFAULT_MODEL, ROWS
-from detic_cli.zoo.progress import NullProgress
 from detic_cli.zoo.resolve import configs_dir, find_asset, find_row, resolve_model, resolve_weights_spec
 
 
