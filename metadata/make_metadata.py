@@ -23,9 +23,12 @@ folder) receives, each written atomically:
 
 Each classes file is `{"vocabulary", "source", "classes": [...]}` with one class per line; a class's
 index in `classes` is its row in the embedding file. The package reads them through
-importlib.resources (`detic_cli.vocab.builtin`); the embeddings themselves are downloaded and
-checked against the sha256 recorded here. tests/vocab/test_metadata.py re-derives everything from
+importlib.resources (`detic_cli.package_data.read_metadata`); the embeddings themselves are downloaded
+and checked against the sha256 recorded here. tests/vocab/test_metadata.py re-derives everything from
 ../shared/detic-metadata and compares, so the shipped files cannot drift from their sources.
+
+The folder's `zoo.json` (the model zoo) is not made here: it is kept by hand, and
+tests/zoo/test_catalog.py checks it against the original MODEL_ZOO.md.
 """
 
 from __future__ import annotations

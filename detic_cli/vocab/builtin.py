@@ -12,33 +12,21 @@ read from the package, offline; only the embedding file is downloaded, through t
 from __future__ import annotations
 
 import difflib
-import json
 from dataclasses import dataclass
 from functools import cache
-from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from detic_cli.errors import DeticError
+from detic_cli.package_data import read_metadata
 from detic_cli.progress import Progress
 from detic_cli.zoo import cache as zoo_cache
 from detic_cli.zoo.assets import Asset
 from detic_cli.zoo.download import fetch
 
-METADATA_PACKAGE = "detic_cli.metadata"
 INDEX_FILE = "vocabularies.json"
-
-
-def read_metadata(filename: str) -> Any:
-    """The JSON value of one file the package ships in `detic_cli.metadata` (e.g. "lvis_v1.json")."""
-    try:
-        text = files(METADATA_PACKAGE).joinpath(filename).read_text(encoding="utf-8")
-        return json.loads(text)
-    except (OSError, ModuleNotFoundError, json.JSONDecodeError) as exc:
-        raise DeticError(f"built-in vocabulary data {METADATA_PACKAGE}/{filename} is missing or damaged in "
-                         f"this install ({type(exc).__name__}); reinstall detic") from exc
 
 
 @dataclass(frozen=True)
