@@ -241,6 +241,16 @@ def _check_solver(case: dict, cfg, trainer) -> None:
         assert (trainer.clip.kind, trainer.clip.value) == (clip["type"], pytest.approx(clip["value"]))
 
 
+def _check_without_gradient(model: torch.nn.Module, step: dict) -> None:
+    """The trainable parameters that got no gradient (the optimizer skips them: no weight decay) are the
+    original's, less those our model does not hold (the unused timm classifier)."""
+    ours = {name for name, p in model.named_parameters() if p.requires_grad and p.grad is None}
+    held = {name for name, _ in model.named_parameters()}
+    expected = {name for name in step["trainable_without_gradient"] if name in held}
+    assert ours == expected, f"no gradient: only ours {sorted(ours - expected)[:6]}, " \
+                             f"only the original's {sorted(expected - ours)[:6]}"
+
+
 def _advance(trainer, iteration: int) -> None:
     """Put the schedule at `iteration`, as `detic train --resume` does from a checkpoint."""
     trainer.scheduler.load_state_dict({**trainer.scheduler.state_dict(), "last_iter": iteration})
@@ -271,6 +281,7 @@ def test_training_step_matches_original(folder: Path) -> None:
     if "solver" not in case:
         return
     _check_solver(case, cfg, trainer)
+    _check_without_gradient(trainer.model, step)
     lrs = sorted({float(g["lr"]) for g in trainer.optimizer.param_groups if g["params"]})
     np.testing.assert_allclose(lrs, sorted(set(step["lrs_at_iteration"])), rtol=SOLVER_RTOL)
     trainer.apply_step()

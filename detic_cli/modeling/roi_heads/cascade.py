@@ -17,15 +17,17 @@ from detic_cli.modeling.roi_heads.box_head import FastRCNNConvFCHead
 from detic_cli.modeling.roi_heads.box_losses import FastRCNNLosses
 from detic_cli.modeling.roi_heads.fast_rcnn import DeticBoxPredictor, fast_rcnn_inference
 from detic_cli.modeling.roi_heads.mask_head import MaskRCNNConvUpsampleHead, mask_rcnn_inference, mask_rcnn_loss
+from detic_cli.modeling.roi_heads.rescoring import RegionScorer, attach_embeddings, region_scorer
 from detic_cli.modeling.roi_heads.sampling import ProposalSampler, match_and_label, select_foreground
-from detic_cli.modeling.roi_heads.weak_supervision import BatchClassifier, WeakSupervision, connected_zero
+from detic_cli.modeling.roi_heads.weak_supervision import BatchClassifier, WeakSupervision
 from detic_cli.structures import Boxes, Instances
 
 
 class DeticCascadeROIHeads(nn.Module):
     """Inference: stage k pools the boxes of stage k - 1 (clipped), scores are the mean of the stages'
     probabilities, optionally multiplied with the proposal score (geometric mean), optionally one class
-    per proposal; final boxes from the last stage, then NMS and the mask head on the survivors.
+    per proposal; final boxes from the last stage, then NMS and the mask head on the survivors. With
+    `keep_embeddings`, detections also carry `pred_embeddings` (N, S, D) and `proposal_scores` (N,).
 
     Keys: `box_head.{k}`, `box_predictor.{k}`, `mask_head`.
     """
@@ -56,6 +58,7 @@ class DeticCascadeROIHeads(nn.Module):
         self.losses = losses
         self.mask_weight = mask_weight
         self.weak = weak
+        self.keep_embeddings = False  # inference: give detections `pred_embeddings` / `proposal_scores`
 
     @property
     def num_stages(self) -> int:
@@ -92,11 +95,15 @@ class DeticCascadeROIHeads(nn.Module):
         image_sizes = [p.image_size for p in proposals]
         proposal_scores = [p.objectness_logits for p in proposals]
         stage_probs: list[list[torch.Tensor]] = []
+        embeddings: list[torch.Tensor] = []
         boxes: list[torch.Tensor] = []
         for k in range(self.num_stages):
             if k > 0:
                 proposals = _proposals_from_boxes(boxes, image_sizes, proposal_scores)
-            logits, deltas = self.run_stage(feats, proposals, k)
+            x = self.stage_features(feats, proposals, k)
+            logits, deltas = self.box_predictor[k](x)
+            if self.keep_embeddings:
+                embeddings.append(self.box_predictor[k].cls_score.embed(torch.flatten(x, start_dim=1)))
             boxes = self.box_predictor[k].predict_boxes(deltas, proposals)
             stage_probs.append(self.box_predictor[k].predict_probs(logits, proposals))
         scores = [sum(per_image) / self.num_stages for per_image in zip(*stage_probs)]
@@ -105,8 +112,14 @@ class DeticCascadeROIHeads(nn.Module):
         if self.one_class_per_proposal:
             scores = [s * (s == s[:, :-1].max(dim=1).values[:, None]).float() for s in scores]
         instances = fast_rcnn_inference(boxes, scores, image_sizes, self.score_thresh, self.nms_thresh,
-                                        self.detections_per_image)
+                                        self.detections_per_image, return_rows=self.keep_embeddings)
+        if self.keep_embeddings:
+            attach_embeddings(instances, embeddings, proposal_scores)
         return self.forward_masks(features, instances)
+
+    def region_scorer(self) -> RegionScorer:
+        """How `pred_embeddings` (kept when `keep_embeddings` is set) turn into the final class scores."""
+        return region_scorer(list(self.box_predictor), mult_proposal_score=self.mult_proposal_score)
 
     def forward_masks(self, features: dict[str, torch.Tensor], instances: list[Instances]) -> list[Instances]:
         """Set `pred_masks` on detections when the mask head is on."""
@@ -196,7 +209,8 @@ class DeticCascadeROIHeads(nn.Module):
             losses.update(self.weak.stage_losses(logits, deltas, x, proposals, self.box_predictor[k].cls_score,
                                                  image_labels, ann_type=ann_type, batch=batch, suffix=f"_stage{k}"))
         if self.mask_head is not None:
-            losses["loss_mask"] = connected_zero(self.mask_head, losses["loss_image_stage0"])
+            # a zero without graph, as the original: the mask head gets no gradient from a weak batch
+            losses["loss_mask"] = losses["loss_image_stage0"].new_zeros((), dtype=torch.float32)
         return losses
 
     def mask_loss(self, features: dict[str, torch.Tensor], proposals: list[Instances],

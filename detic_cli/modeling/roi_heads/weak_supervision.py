@@ -97,14 +97,15 @@ class WeakSupervision:
         logits (R, K + 1) and deltas (R, 4) of the stage for the concatenated `proposals` (R rows, image box
         last per image); region_features (R, F): the box-head output the logits came from; cls_score: the
         stage's ZeroShotClassifier (scores the image-box features against the captions); image_labels[i]:
-        vocabulary ids in [0, C) of image i. Keys: loss_cls, loss_box_reg (zeros with a graph),
-        loss_image, loss_caption (with_caption), each + `suffix`.
+        vocabulary ids in [0, C) of image i. Keys: loss_cls, loss_box_reg (zeros; the box regressor takes no
+        part in the loss, so its parameters get no gradient, as in the original), loss_image, loss_caption
+        (with_caption), each + `suffix`.
         """
         if ann_type not in WEAK_ANN_TYPES:
             raise ValueError(f"ann_type {ann_type!r} is not a weak annotation type ({', '.join(WEAK_ANN_TYPES)})")
         zero = logits.sum() * 0.0
         label = self.label_term(logits, proposals, image_labels, batch) if ann_type != "caption" else zero
-        out = {"loss_cls": zero, "loss_box_reg": deltas.sum() * 0.0, "loss_image": label}
+        out = {"loss_cls": zero, "loss_box_reg": deltas.new_zeros((), dtype=torch.float32), "loss_image": label}
         if "caption" in ann_type:
             out["loss_caption"] = self.caption_term(region_features, proposals, cls_score, batch)
         elif self.with_caption:
@@ -148,11 +149,3 @@ class WeakSupervision:
                 total = total + caption_logits_loss(logits[row:row + 1], target_offset=batch.caption_offset + i,
                                                     neg_weight=neg_weight)
         return self.image_loss_weight * self.caption_weight * total / max(len(proposals), 1)
-
-
-def connected_zero(module: nn.Module, like: Tensor) -> Tensor:
-    """A float32 scalar 0 whose graph reaches every trainable parameter of `module` (stable DDP gradients)."""
-    params = [p for p in module.parameters() if p.requires_grad]
-    if not params:
-        return like.new_zeros((), dtype=torch.float32)
-    return sum(p.sum() for p in params).float() * 0.0
