@@ -140,7 +140,7 @@ def _drop_path_off(model: torch.nn.Module, case: dict) -> None:
         module.drop_path_rate = 0.0
 
 
-def _trainer(case: dict, folder: Path):
+def _trainer(case: dict, folder: Path, out: Path):
     """The model (parity weights loaded as an official checkpoint), optimizer, schedule and clipping of
     `detic train`, in a Trainer like the one the command runs."""
     from detic_cli.checkpoint.load import load_state_dict
@@ -156,7 +156,7 @@ def _trainer(case: dict, folder: Path):
     _drop_path_off(parts.model, case)
     trainer = Trainer(model=parts.model, optimizer=parts.optimizer, scheduler=parts.scheduler,
                       make_data=lambda start, seed: iter(()), max_iter=cfg.SOLVER.MAX_ITER,
-                      output_dir=folder, device=torch.device("cpu"), amp=amp, clip=parts.clip,
+                      output_dir=out, device=torch.device("cpu"), amp=amp, clip=parts.clip,
                       checkpoint_period=0, tensorboard=False)
     return cfg, trainer
 
@@ -256,12 +256,20 @@ def _advance(trainer, iteration: int) -> None:
     trainer.scheduler.load_state_dict({**trainer.scheduler.state_dict(), "last_iter": iteration})
 
 
+@pytest.fixture
+def _threads():
+    """The case's thread count for the test only (summation order; the original ran with 2)."""
+    before = torch.get_num_threads()
+    yield torch.set_num_threads
+    torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize("folder", _params())
-def test_training_step_matches_original(folder: Path) -> None:
+def test_training_step_matches_original(folder: Path, tmp_path: Path, _threads) -> None:
     case = json.loads((folder / "case.json").read_text())
     assert case["format"] == 1
-    torch.set_num_threads(case.get("num_threads", 2))
-    cfg, trainer = _trainer(case, folder)
+    _threads(case.get("num_threads", 2))
+    cfg, trainer = _trainer(case, folder, tmp_path)
     batch = _batch(case, folder, cfg)
     step = case.get("solver", {}).get("step")
     if step is not None:
