@@ -265,3 +265,21 @@ def test_parameters_without_gradient_in_a_batch_keep_their_adamw_momentum(tmp_pa
     assert model.extra.grad is not None and torch.equal(model.extra.grad, torch.zeros(2))
     assert not torch.equal(values[0], values[1]) and not torch.equal(values[1], values[2])
     assert (values[2] < values[1]).all() and (values[1] < values[0]).all()  # still moving the same way
+
+
+def test_step_in_two_parts_is_the_loop_step(tmp_path):
+    """forward_backward + apply_step (what the training-parity test runs) is run_step: same losses, gradients
+    left for inspection before any step, the step at the current iteration's lr, then the schedule moves on."""
+    batch = next(toy_data()(0, 7))
+    one, two = make_trainer(tmp_path / "a", noisy=False), make_trainer(tmp_path / "b", noisy=False)
+    for trainer in (one, two):
+        trainer.scheduler.load_state_dict({**trainer.scheduler.state_dict(), "last_iter": 2})
+    values, lr = one.run_step(one.model, batch, 2)
+    start = [p.detach().clone() for p in two.model.parameters()]
+    parts = two.forward_backward(two.model, batch, 2)
+    assert parts == values and set(parts) >= {"total_loss"}
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in two.model.parameters())
+    assert all(torch.equal(a, p) for a, p in zip(start, two.model.parameters()))  # no step yet
+    assert two.apply_step() == lr == pytest.approx(0.05 * two.scheduler.factor(2))
+    assert two.scheduler.last_iter == one.scheduler.last_iter == 3
+    _same_state(one, two)
