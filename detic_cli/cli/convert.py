@@ -3,66 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import torch
 import typer
 
 from detic_cli.checkpoint.convert import KINDS, Conversion, backbone_keys, convert_state_dict, fit_to_model
-from detic_cli.checkpoint.legacy_pickle import read_legacy_pickle
-from detic_cli.checkpoint.safe_load import read_checkpoint
+from detic_cli.checkpoint.io import WRITE_SUFFIXES, read_state_dict, write_checkpoint
 from detic_cli.cli.app import app
 from detic_cli.cli.common import check_writable
 from detic_cli.errors import DeticError
-from detic_cli.utils import atomic_path
-
-PICKLE_SUFFIXES = (".pkl", ".pickle")
-_WRAPPERS = ("model", "state_dict", "blobs", "model_state")
-
-
-def _as_tensor(value: Any) -> torch.Tensor | None:
-    if isinstance(value, torch.Tensor):
-        return value
-    if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
-        return torch.from_numpy(np.ascontiguousarray(value))
-    return None
-
-
-def source_state_dict(obj: dict[str, Any], source: str) -> dict[str, torch.Tensor]:
-    """The tensors of a loaded checkpoint: unwraps {"model"|"state_dict"|"blobs": ...}, `module.` prefixes,
-    caffe2 `_momentum` blobs; numpy arrays become tensors."""
-    for name in _WRAPPERS:
-        if isinstance(obj.get(name), dict):
-            obj = obj[name]
-            break
-    state: dict[str, torch.Tensor] = {}
-    for key, value in obj.items():
-        tensor = _as_tensor(value)
-        if tensor is not None and not str(key).endswith("_momentum"):
-            state[str(key).removeprefix("module.")] = tensor
-    if not state:
-        raise DeticError(f"{source}: no tensors found (expected a state dict, {{'model': ...}} or {{'blobs': ...}})")
-    return state
-
-
-def read_source(path: Path) -> dict[str, torch.Tensor]:
-    """A `.pkl` through the restricted unpickler, anything else weights-only (`.pth`) or as safetensors."""
-    obj = read_legacy_pickle(path) if path.suffix in PICKLE_SUFFIXES else read_checkpoint(path)
-    return source_state_dict(obj, str(path))
-
-
-def write_checkpoint(state: dict[str, torch.Tensor], dst: Path) -> None:
-    """Write `.pth` as {"model": state} or `.safetensors`, atomically (temp file in the folder + rename)."""
-    if dst.suffix not in (".pth", ".safetensors"):
-        raise DeticError(f"{dst}: the output must end in .pth or .safetensors")
-    with atomic_path(dst) as tmp:
-        if dst.suffix == ".safetensors":
-            from safetensors.torch import save_file
-
-            save_file({k: v.detach().contiguous().clone() for k, v in state.items()}, str(tmp))
-        else:
-            torch.save({"model": state}, tmp)
 
 
 def _model_state(config: Path) -> tuple[dict[str, torch.Tensor], bool]:
@@ -106,7 +55,7 @@ def report_lines(conv: Conversion, src: Path, dst: Path, checked: bool) -> list[
 
 @app.command("convert-pretrained")
 def convert_pretrained(
-    src: Path = typer.Argument(..., help="Upstream checkpoint: .pth/.pt, .safetensors or a legacy .pkl."),
+    src: Path = typer.Argument(..., help="Upstream checkpoint: .pth/.pt, .safetensors or a legacy .pkl/.pickle."),
     dst: Path = typer.Argument(..., help="Output: .pth ({'model': state_dict}) or .safetensors."),
     kind: str = typer.Option("auto", "--kind", help=f"Source layout: auto, {', '.join(KINDS)}."),
     config: Path = typer.Option(None, "--config", help="Check (and place) the result against this model config."),
@@ -116,10 +65,10 @@ def convert_pretrained(
         raise DeticError(f"--kind {kind}: choose auto or one of {', '.join(KINDS)}")
     if config is not None and not config.is_file():
         raise DeticError(f"--config {config}: file not found")
-    if dst.suffix not in (".pth", ".safetensors"):
+    if dst.suffix not in WRITE_SUFFIXES:
         raise DeticError(f"{dst}: the output must end in .pth or .safetensors")
     check_writable(dst, "output")
-    sd = read_source(src)
+    sd = read_state_dict(src)
     model_state, stride_in_1x1 = _model_state(config) if config is not None else (None, True)
     conv = convert_state_dict(sd, kind, set(model_state) if model_state is not None else None)
     if model_state is not None:

@@ -9,7 +9,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from detic_cli.checkpoint.convert import KINDS
 from detic_cli.cli.app import app
+from detic_cli.engine.backbone_weights import converted_asset, converted_assets, pull_backbone, target_config
 from detic_cli.errors import DeticError
 from detic_cli.progress import Progress, default_progress
 from detic_cli.vocab.builtin import (
@@ -22,14 +24,6 @@ from detic_cli.vocab.builtin import (
 )
 from detic_cli.zoo import cache
 from detic_cli.zoo.assets import Asset
-from detic_cli.zoo.backbone_convert import (
-    CONVERTER_KINDS,
-    D2_RESNET,
-    converted_asset,
-    converted_assets,
-    pull_backbone,
-    target_config,
-)
 from detic_cli.zoo.catalog import BACKBONES, ROWS, SECTIONS, STAGES, Backbone, Stage, ZooRow, rows_for, weight_files
 from detic_cli.zoo.download import is_cached, pull_all
 from detic_cli.zoo.resolve import config_path, find_asset, find_backbone, find_row, find_rows, find_stage
@@ -186,8 +180,8 @@ def _stage_info(stage: Stage) -> list[tuple[str, str]]:
 
 
 def _conversion_line(b: Backbone) -> str:
-    kind = CONVERTER_KINDS[b.name]
-    by_hand = "" if kind == D2_RESNET else f"; by hand: detic convert-pretrained --kind {kind}"
+    kind = b.converter
+    by_hand = f"; by hand: detic convert-pretrained --kind {kind}" if kind in KINDS else ""
     return f"done by `detic zoo pull {b.name}` ({kind} -> detector keys of configs/{target_config(b)}{by_hand})"
 
 

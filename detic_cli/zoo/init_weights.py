@@ -1,59 +1,8 @@
-"""What a zoo row's training starts from, as a detector-format checkpoint in the cache.
-
-A row (or unpublished stage) names its init in the catalog: a third-party backbone (pulled and
-converted to the detector's keys), another row's released checkpoint (pulled as is), or an
-unpublished stage, which the user has to train first.
-"""
+"""Former home of the training init resolution, kept only as an import path for `cli/train.py` (and the test
+that patches it there): it is `detic_cli.engine.init_weights`. Remove once nothing imports it."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from detic_cli.engine.init_weights import init_name, resolve_init_spec, resolve_init_weights
 
-from detic_cli.errors import DeticError
-from detic_cli.progress import Progress
-from detic_cli.zoo.backbone_convert import pull_backbone
-from detic_cli.zoo.catalog import weight_files
-from detic_cli.zoo.download import fetch
-from detic_cli.zoo.resolve import ZOO_SCHEME, find_asset, find_backbone, find_row, find_rows, find_stage
-
-
-def init_name(row_name: str) -> str:
-    """The catalog's init of a row (name, checkpoint stem or title) or of an unpublished stage."""
-    stage = find_stage(row_name) if not find_rows(row_name) else None
-    return stage.init if stage is not None else find_row(row_name).init
-
-
-def resolve_init_weights(row_name: str, *, mirror: str | None = None, progress: Progress | None = None) -> Path:
-    """The detector-format checkpoint (`{"model": state_dict}`) that training `row_name` starts from.
-
-    A backbone init is pulled and converted (`DETIC_HOME/weights/<backbone>.detector.pth`), a row
-    init is that row's released checkpoint (pulled). An unpublished stage is a DeticError that says
-    which config trains it and to pass its weights with --weights. mirror: as for `detic zoo pull`.
-    """
-    init = init_name(row_name)
-    backbone = find_backbone(init)
-    if backbone is not None:
-        return pull_backbone(backbone, mirror=mirror, progress=progress).path
-    released = weight_files().get(init)
-    if released is not None:
-        return fetch(released, mirror=mirror, progress=progress)
-    stage = find_stage(init)
-    if stage is None:  # the catalog names only backbones, released checkpoints and stages
-        raise DeticError(f"{row_name}: its init {init!r} is not in the zoo")
-    raise DeticError(
-        f"{row_name} starts from {stage.name}, whose weights were never published: train it first with "
-        f"`detic train --row {stage.name}` (it starts from {stage.init}), then pass its "
-        "model_final.pth with --weights"
-    )
-
-
-def resolve_init_spec(spec: str, *, mirror: str | None = None, progress: Progress | None = None) -> str:
-    """A config's MODEL.WEIGHTS for training: `zoo://BACKBONE` becomes the pulled and converted file,
-    `zoo://CHECKPOINT` the pulled checkpoint; anything else (a path, "") is returned unchanged."""
-    if not spec.startswith(ZOO_SCHEME):
-        return spec
-    name = spec[len(ZOO_SCHEME):]
-    backbone = find_backbone(name)
-    if backbone is not None:
-        return str(pull_backbone(backbone, mirror=mirror, progress=progress).path)
-    return str(fetch(find_asset(name), mirror=mirror, progress=progress))
+__all__ = ["init_name", "resolve_init_spec", "resolve_init_weights"]

@@ -11,7 +11,7 @@ import torch
 import torchvision
 
 from detic_cli.checkpoint.convert import backbone_keys, convert_state_dict, fit_to_model
-from detic_cli.cli.convert import read_source
+from detic_cli.checkpoint.io import read_state_dict
 from detic_cli.modeling.backbone.resnet import ResNet
 from detic_cli.modeling.backbone.swin import SwinTransformer, build_swin
 from tests.checkpoint.conftest import randomise_norms
@@ -20,7 +20,7 @@ X = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
 
 
 def _convert_into(path, model, kind="auto"):
-    conv = fit_to_model(convert_state_dict(read_source(path), kind, set(model.state_dict())), model.state_dict())
+    conv = fit_to_model(convert_state_dict(read_state_dict(path), kind, set(model.state_dict())), model.state_dict())
     model.load_state_dict(conv.state, strict=False)
     return conv
 

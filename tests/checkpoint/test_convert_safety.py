@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from detic_cli.checkpoint.convert import Conversion, convert_state_dict, detect_kind, fit_to_model
+from detic_cli.checkpoint.io import read_state_dict
 from detic_cli.checkpoint.legacy_pickle import read_legacy_pickle
-from detic_cli.cli.convert import read_source
 from detic_cli.errors import DeticError
 
 
@@ -39,7 +39,7 @@ def test_code_running_pickle_is_refused_and_never_runs(tmp_path, suffix):
     else:
         path.write_bytes(pickle.dumps(obj, protocol=2))
     with pytest.raises(DeticError) as exc:
-        read_source(path)
+        read_state_dict(path)
     assert "refused to load" in _one_line(exc) and not marker.exists()
 
 
@@ -64,7 +64,7 @@ def test_truncated_files_are_refused(tmp_path, suffix):
         save_file(sd, str(path))
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     with pytest.raises(DeticError) as exc:
-        read_source(path)
+        read_state_dict(path)
     assert "truncated or corrupt" in _one_line(exc) or "not a readable" in _one_line(exc)
 
 
@@ -75,7 +75,7 @@ def test_empty_or_junk_files_are_one_line(tmp_path, suffix, content):
     path = tmp_path / f"bad{suffix}"
     path.write_bytes(content)
     with pytest.raises(DeticError) as exc:
-        read_source(path)
+        read_state_dict(path)
     assert str(path) in _one_line(exc) and ("not a readable" in _one_line(exc) or "refused" in _one_line(exc))
 
 
@@ -91,7 +91,7 @@ def test_latin1_python2_style_pickle_reads(tmp_path):
     path = tmp_path / "R-50.pkl"
     blobs = {"conv1_w": np.ones((2, 3), np.float32), "lr": np.float32(0.1)}
     path.write_bytes(pickle.dumps({"blobs": blobs, "__author__": "Caffe2"}, protocol=2))
-    sd = read_source(path)
+    sd = read_state_dict(path)
     assert list(sd) == ["conv1_w"] and sd["conv1_w"].shape == (2, 3)
 
 

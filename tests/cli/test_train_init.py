@@ -10,9 +10,9 @@ import torchvision
 from detic_cli.checkpoint.safe_load import read_checkpoint
 from detic_cli.cli.train import train_init_weights
 from detic_cli.config import load_config
+from detic_cli.engine.backbone_weights import converted_asset
 from detic_cli.errors import DeticError
 from detic_cli.zoo import cache
-from detic_cli.zoo.backbone_convert import converted_asset
 from detic_cli.zoo.resolve import config_path, find_backbone
 
 R18 = config_path("BoxSup-C2_LCOCO_CLIP_R18_640b32_4x.yaml")

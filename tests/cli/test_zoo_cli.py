@@ -109,8 +109,8 @@ def test_pull_backbone_converts_it_once_and_verify_checks_both(tmp_path):
     from detic_cli.checkpoint.convert import backbone_keys
     from detic_cli.checkpoint.safe_load import read_checkpoint
     from detic_cli.config import load_config
+    from detic_cli.engine.backbone_weights import converted_asset
     from detic_cli.modeling.build import build_model
-    from detic_cli.zoo.backbone_convert import converted_asset
     from detic_cli.zoo.resolve import config_path, find_backbone
 
     torch.manual_seed(0)
@@ -140,6 +140,26 @@ def test_pull_backbone_converts_it_once_and_verify_checks_both(tmp_path):
     converted.write_bytes(bytes(data))
     result = runner.invoke(app, ["zoo", "verify"])
     assert isinstance(result.exception, DeticError) and "resnet18.detector.pth" in str(result.exception)
+
+
+def test_pull_backbone_reads_every_container_convert_pretrained_reads(tmp_path):
+    """`zoo pull` and `convert-pretrained` share one reader: a `{"model_state": ...}` file (a container only
+    convert-pretrained used to accept) converts to the same tensors as the plain state dict."""
+    import torch
+    import torchvision
+
+    from detic_cli.checkpoint.safe_load import read_checkpoint
+    from detic_cli.engine.backbone_weights import converted_asset
+    from detic_cli.zoo.resolve import find_backbone
+
+    torch.manual_seed(1)
+    source = torchvision.models.resnet18().state_dict()
+    torch.save({"model_state": source, "epoch": 90}, tmp_path / "resnet18-5c106cde.pth")
+    out = " ".join(_ok("zoo", "pull", "resnet18", "--mirror", str(tmp_path)).split())
+    assert "resnet18.detector.pth:" in out and "(converted;" in out
+    state = read_checkpoint(cache.cached_path(converted_asset(find_backbone("resnet18"))))["model"]
+    assert torch.equal(state["backbone.bottom_up.base.layer2.0.downsample.0.weight"],
+                       source["layer2.0.downsample.0.weight"])
 
 
 def test_info_on_an_unpublished_stage(run_cli):

@@ -11,13 +11,13 @@ import torch
 from detic_cli.checkpoint.convert import backbone_keys
 from detic_cli.checkpoint.safe_load import read_checkpoint
 from detic_cli.config import load_config
+from detic_cli.engine.backbone_weights import converted_asset
+from detic_cli.engine.init_weights import init_name, resolve_init_spec, resolve_init_weights
 from detic_cli.errors import DeticError
 from detic_cli.modeling.build import build_model
 from detic_cli.progress import NullProgress
 from detic_cli.zoo import cache
-from detic_cli.zoo.backbone_convert import converted_asset
 from detic_cli.zoo.catalog import weight_files
-from detic_cli.zoo.init_weights import init_name, resolve_init_spec, resolve_init_weights
 from detic_cli.zoo.resolve import config_path, find_backbone, find_row
 
 BOXSUP_R50 = "lvis/Box-Supervised_C2_R50_640_4x"
