@@ -49,9 +49,10 @@ class NullProgress:
         pass
 
 
-def bar_columns(label: str, unit: str = "items") -> list[ProgressColumn]:
+def bar_columns(label: str, unit: str = "items", fields: tuple[str, ...] = ()) -> list[ProgressColumn]:
     """The columns of one bar: `items` (bold label, done/total, elapsed, ETA) or `bytes` (the task's
-    description, size, speed, ETA)."""
+    description, size, speed, ETA). fields: text templates (`"loss {task.fields[loss]}"`) shown after an
+    items bar's done/total instead of its time columns, for loops that report their own figures."""
     from rich import progress as rp
 
     if unit not in UNITS:
@@ -59,15 +60,18 @@ def bar_columns(label: str, unit: str = "items") -> list[ProgressColumn]:
     if unit == "bytes":
         return [rp.TextColumn("{task.description}"), rp.BarColumn(), rp.DownloadColumn(), rp.TransferSpeedColumn(),
                 rp.TimeRemainingColumn()]
-    return [rp.TextColumn(f"[bold]{label}"), rp.BarColumn(), rp.MofNCompleteColumn(), rp.TimeElapsedColumn(),
-            rp.TimeRemainingColumn()]
+    head = [rp.TextColumn(f"[bold]{label}"), rp.BarColumn(), rp.MofNCompleteColumn()]
+    if fields:
+        return [*head, *(rp.TextColumn(f) for f in fields)]
+    return [*head, rp.TimeElapsedColumn(), rp.TimeRemainingColumn()]
 
 
-def progress_bar(label: str, console: Console, disable: bool = False, unit: str = "items") -> RichBar:
-    """A rich bar (a context manager; add one task and advance it) on `console`."""
+def progress_bar(label: str, console: Console, disable: bool = False, unit: str = "items",
+                 fields: tuple[str, ...] = ()) -> RichBar:
+    """A rich bar (a context manager; add one task and advance it) on `console`; see `bar_columns`."""
     from rich.progress import Progress as RichBar
 
-    return RichBar(*bar_columns(label, unit), console=console, disable=disable)
+    return RichBar(*bar_columns(label, unit, fields), console=console, disable=disable)
 
 
 class BarProgress:
