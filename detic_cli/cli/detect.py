@@ -9,32 +9,15 @@ import typer
 from rich.console import Console
 
 from detic_cli.cli.app import app
-from detic_cli.cli.common import (
-    AMP_HELP,
-    check_writable,
-    inference_amp,
-    model_files,
-    progress_bar,
-    resolve_classifier,
-    resolve_device,
-)
+from detic_cli.cli.common import AMP_HELP, check_writable, inference_amp, progress_bar
 from detic_cli.cli.display import Window, display_problem
-from detic_cli.config import CfgNode, load_config
 from detic_cli.data.sources import Source, expand_inputs
-from detic_cli.engine.detect_job import DetectJob, OutputPlan, count_frames
-from detic_cli.engine.predictor import Predictor
+from detic_cli.engine.detect_job import DetectJob, OutputPlan, Sink, count_frames
+from detic_cli.engine.model_setup import load_predictor
+from detic_cli.engine.outputs import CropWriter, JsonlWriter, YoloWriter
 from detic_cli.errors import DeticError
 
 _err = Console(stderr=True, markup=False)  # messages carry paths and user text verbatim
-
-
-def _detect_config(config: Path, overrides: list[str], threshold: float, pred_all_class: bool) -> CfgNode:
-    """The demo's settings: SCORE_THRESH_TEST = threshold, one class per proposal unless asked otherwise."""
-    if not 0.0 <= threshold <= 1.0:
-        raise DeticError(f"--threshold {threshold}: must be between 0 and 1")
-    demo = [f"MODEL.ROI_HEADS.SCORE_THRESH_TEST={threshold}",
-            f"MODEL.ROI_HEADS.ONE_CLASS_PER_PROPOSAL={not pred_all_class}"]
-    return load_config(config, demo + list(overrides))
 
 
 @app.command("detect")
@@ -65,14 +48,25 @@ def detect(
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip unreadable pictures and videos (a warning each) "
                                                             "instead of stopping at the first."),
     mirror: str | None = typer.Option(None, "--mirror", help="Base URL or folder standing in for public hosts."),
+    jsonl: str | None = typer.Option(None, "--jsonl", help="Stream one JSON record per picture or frame to FILE "
+                                                           "(- for stdout) as each is produced."),
+    save_txt: bool = typer.Option(False, "--save-txt", help="YOLO label files (class cx cy w h, relative) in "
+                                                            "OUTPUT/labels, one per picture or frame."),
+    save_crops: Path | None = typer.Option(None, "--save-crops", help="One crop per detection in DIR/<class>/."),
+    class_threshold: str | None = typer.Option(None, "--class-threshold", help="Per-class thresholds "
+                                               "\"person=0.3,traffic light=0.6\" (or a file of them); other "
+                                               "classes keep --threshold."),
+    embeddings: bool = typer.Option(False, "--embeddings", help="Add each detection's classifier-space embedding "
+                                                                "(D=512) to the JSON/JSON Lines records."),
 ) -> None:
     """Detect objects of any vocabulary in pictures and videos."""
     overrides = [w for w in inputs if "=" in w and not Path(w).exists()]
     sources = expand_inputs([w for w in inputs if w not in overrides])
     if not sources:
         raise DeticError("no input given: name images, folders, globs, videos or a webcam index")
-    torch_device, amp_dtype = resolve_device(device), inference_amp(amp)
+    inference_amp(amp)
     plan = _output_plan(sources, output, json_path)
+    sinks = _sinks(sources, output, plan, jsonl, save_txt, save_crops)
     given = len(sources)
     unopened: list[Source] = []
     total = count_frames(sources, max_frames, on_skip=_skip_unopened(unopened) if skip_bad else None)
@@ -82,20 +76,14 @@ def detect(
             raise DeticError("no readable input: every video or camera failed to open")
     if show and (problem := display_problem()):
         raise DeticError(f"--show: {problem}")
-    from detic_cli.zoo.catalog import DEFAULT_MODEL
-
-    config_path, weights_path = model_files(model, config, weights, mirror=mirror, flag="--model",
-                                            default=DEFAULT_MODEL)
-    cfg = _detect_config(config_path, overrides, threshold, pred_all_class)
-    spec = vocab if vocab is not None else ("" if vocab_file else "lvis")
-    vocabulary = resolve_classifier(cfg, spec, vocab_file=vocab_file,
-                                    vocab_names=vocab_names, clip_checkpoint=clip_checkpoint,
-                                    device=str(torch_device), mirror=mirror)
-    predictor = Predictor(cfg, weights=weights_path, device=torch_device, embeddings=vocabulary.embeddings,
-                          class_names=vocabulary.names, amp=amp_dtype)
+    predictor, thresholds = load_predictor(
+        model=model, config=config, weights=weights, vocab=vocab, vocab_names=vocab_names, vocab_file=vocab_file,
+        clip_checkpoint=clip_checkpoint, threshold=threshold, class_thresholds=class_threshold,
+        pred_all_class=pred_all_class, overrides=overrides, device=device, amp=amp, embeddings=embeddings,
+        mirror=mirror)
     window = Window() if show else None
-    job = DetectJob(predictor, sources, plan=plan, json_path=json_path,
-                    batch_size=batch_size, max_frames=max_frames, show=window)
+    job = DetectJob(predictor, sources, plan=plan, json_path=json_path, batch_size=batch_size,
+                    max_frames=max_frames, show=window, sinks=[make() for make in sinks], thresholds=thresholds)
     try:
         skipped = given - len(sources) + _run_with_progress(job, total, skip_bad)
     finally:
@@ -103,8 +91,32 @@ def detect(
             window.close()
     _err.print(f"detect: {job.frames_done} frame(s) from {given} input(s)"
                + (f"; {skipped} unreadable input(s) skipped" if skipped else "")
-               + (f"; JSON {json_path}" if json_path else "") + (f"; pictures in {output}" if output else ""),
+               + (f"; JSON {json_path}" if json_path else "") + (f"; JSON Lines {jsonl}" if jsonl else "")
+               + (f"; pictures in {output}" if output else ""),
                highlight=False, soft_wrap=True)
+
+
+def _sinks(sources: list[Source], output: Path | None, plan: OutputPlan, jsonl: str | None, save_txt: bool,
+           save_crops: Path | None) -> list[Callable[[], Sink]]:
+    """The extra writers (made once the model is loaded), checked now: --jsonl, --save-txt, --save-crops."""
+    makers: list[Callable[[], Sink]] = []
+    if jsonl is not None:
+        if jsonl != "-":
+            path = Path(jsonl)
+            check_writable(path, "--jsonl")
+            if any(path.resolve() == Path(s.location).resolve() for s in sources if s.kind != "webcam"):
+                raise DeticError(f"--jsonl {jsonl}: is one of the inputs; choose another file name")
+        makers.append(lambda: JsonlWriter(jsonl))
+    if save_txt:
+        if output is None:
+            raise DeticError("--save-txt writes OUTPUT/labels: give --output DIR (or a file, for labels beside it)")
+        labels = (output.parent if output in plan.targets.values() else output) / "labels"
+        check_writable(labels, "--save-txt", folder=True)
+        makers.append(lambda: YoloWriter(labels))
+    if save_crops is not None:
+        check_writable(save_crops, "--save-crops", folder=True)
+        makers.append(lambda: CropWriter(save_crops))
+    return makers
 
 
 def _skip_unopened(unopened: list[Source]) -> Callable[[Source, str], None]:

@@ -6,17 +6,27 @@ from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 from detic_cli.data.image_io import IMAGE_EXTENSIONS
 from detic_cli.data.sources import VIDEO_EXTENSIONS, Frame, Source, iter_frames, video_info
-from detic_cli.engine.outputs import JsonWriter, VideoOutput, instances_to_record, write_picture
+from detic_cli.engine.class_thresholds import ClassThresholds
+from detic_cli.engine.outputs import JsonWriter, VideoOutput, write_picture
 from detic_cli.engine.predictor import Predictor
 from detic_cli.engine.prefetch import OrderedWorker, prefetch
-from detic_cli.engine.visualize import draw_detections
+from detic_cli.engine.result import Result
 from detic_cli.errors import DeticError
 from detic_cli.structures import Instances
+
+
+class Sink(Protocol):
+    """A writer of Results (engine/outputs.py): `add` each in order, then `close` once."""
+
+    def add(self, result: Result) -> None: ...
+
+    def close(self) -> None: ...
 
 
 @dataclass
@@ -84,8 +94,8 @@ def count_frames(sources: list[Source], max_frames: int | None,
     return total
 
 
-def _frames(sources: list[Source], max_frames: int | None,
-            on_skip: Callable[[Source, str], None] | None) -> Iterator[Frame]:
+def source_frames(sources: list[Source], max_frames: int | None = None,
+                  on_skip: Callable[[Source, str], None] | None = None) -> Iterator[Frame]:
     """Every source's frames in order; with `on_skip`, a source that fails is reported and passed over
     (a video keeps the frames before the failure), otherwise its DeticError propagates."""
     for src in sources:
@@ -114,6 +124,30 @@ def _batches(frames: Iterator[Frame], size: int) -> Iterator[list[Frame]]:
         yield batch
 
 
+def frame_result(predictor: Predictor, frame: Frame, instances: Instances,
+                 thresholds: ClassThresholds | None = None) -> Result:
+    """The Result of one frame (its picture kept for drawing and crops), per-class thresholds applied."""
+    result = Result.from_instances(instances, vocabulary=predictor.class_names, source=frame.source.name,
+                                   frame_index=None if frame.source.kind == "image" else frame.index,
+                                   image=frame.image, scorer=getattr(predictor, "scorer", None))
+    return thresholds.apply(result) if thresholds is not None else result
+
+
+def stream_results(predictor: Predictor, frames: Iterator[Frame], *, batch_size: int = 1,
+                   thresholds: ClassThresholds | None = None) -> Iterator[tuple[Frame, Result]]:
+    """(frame, Result) for every frame, in order, as they are computed: frames are read and resized a batch
+    ahead on a thread, so reading overlaps the forward passes (`detect` and the Python API both run this).
+    A reading failure is raised after the results of every frame read before it."""
+    def prepared() -> Iterator[tuple[list[Frame], list[dict]]]:
+        for batch in _batches(frames, max(1, batch_size)):
+            yield batch, predictor.prepare([f.image for f in batch])
+
+    with closing(prefetch(prepared(), depth=2)) as ahead:
+        for batch, inputs in ahead:
+            for frame, instances in zip(batch, predictor.predict(inputs), strict=True):
+                yield frame, frame_result(predictor, frame, instances, thresholds)
+
+
 class DetectJob:
     """Runs `predictor` over `sources`; JSON and pictures/videos are written even if a later input fails.
 
@@ -123,27 +157,26 @@ class DetectJob:
 
     def __init__(self, predictor: Predictor, sources: list[Source], *, plan: OutputPlan, json_path: Path | None,
                  batch_size: int = 1, max_frames: int | None = None,
-                 show: Callable[[np.ndarray, bool], bool] | None = None) -> None:
+                 show: Callable[[np.ndarray, bool], bool] | None = None, sinks: list[Sink] | None = None,
+                 thresholds: ClassThresholds | None = None) -> None:
         self.predictor = predictor
         self.show = show
         self.sources = sources
         self.plan = plan
         self.json = JsonWriter(json_path) if json_path else None
+        self.sinks: list[Sink] = ([self.json] if self.json else []) + list(sinks or [])
         self.batch_size = max(1, batch_size)
         self.max_frames = max_frames
+        self.thresholds = thresholds
         self.videos: dict[Source, VideoOutput] = {}
         self.frames_done = 0
 
     @property
     def writes(self) -> bool:
-        """Whether results go anywhere (JSON, pictures or videos)."""
-        return self.json is not None or bool(self.plan.targets)
+        """Whether results go anywhere (JSON, JSON Lines, labels, crops, pictures or videos)."""
+        return bool(self.sinks) or bool(self.plan.targets)
 
-    def _prepared(self, on_skip: Callable[[Source, str], None] | None) -> Iterator[tuple[list[Frame], list[dict]]]:
-        for batch in _batches(_frames(self.sources, self.max_frames, on_skip), self.batch_size):
-            yield batch, self.predictor.prepare([f.image for f in batch])
-
-    def run(self, on_frame: Callable[[Frame, Instances], None] | None = None,
+    def run(self, on_frame: Callable[[Frame, Result], None] | None = None,
             on_skip: Callable[[Source, str], None] | None = None) -> None:
         """Frames are read and resized a batch ahead on a thread, so reading overlaps the forward passes;
         results are written on another thread (in this one with `show`, which windows need). Everything
@@ -151,14 +184,14 @@ class DetectJob:
         `on_skip(source, message)` (called on the reading thread) makes unreadable inputs skipped."""
         writer = None if self.show else OrderedWorker(lambda item: self._handle(*item, on_frame))
         failed = False
+        frames = source_frames(self.sources, self.max_frames, on_skip)
         try:
-            with closing(prefetch(self._prepared(on_skip), depth=2)) as ahead:
-                for batch, inputs in ahead:
-                    for frame, instances in zip(batch, self.predictor.predict(inputs), strict=True):
-                        if writer is not None:
-                            writer.submit((frame, instances))
-                        elif not self._handle(frame, instances, on_frame):
-                            return
+            for frame, result in stream_results(self.predictor, frames, batch_size=self.batch_size,
+                                                thresholds=self.thresholds):
+                if writer is not None:
+                    writer.submit((frame, result))
+                elif not self._handle(frame, result, on_frame):
+                    return
             if writer is not None:
                 writer.close()
         except BaseException:
@@ -172,41 +205,37 @@ class DetectJob:
                 self._close_outputs(failed)
 
     def _close_outputs(self, failed: bool) -> None:
-        """Finish every video and the JSON, even when one of them fails (the first error is raised)."""
+        """Finish every video and sink, even when one of them fails (the first error is raised). The JSON
+        list is written after a failure only when it holds records."""
         errors: list[BaseException] = []
-        for video in self.videos.values():
+        closers = [v.close for v in self.videos.values()]
+        closers += [s.close for s in self.sinks if s is not self.json or self.json.records or not failed]
+        for close in closers:
             try:
-                video.close(keep=True)
+                close()
             except Exception as exc:
                 errors.append(exc)
-        if self.json and (self.json.records or not failed):
-            self.json.close()
         if errors:
             raise errors[0]
 
-    def _handle(self, frame: Frame, instances: Instances,
-                on_frame: Callable[[Frame, Instances], None] | None) -> bool:
+    def _handle(self, frame: Frame, result: Result, on_frame: Callable[[Frame, Result], None] | None) -> bool:
         """Write one result, report it, show it; False when the viewer asked to stop."""
-        picture = self._emit(frame, instances)
+        picture = self._emit(frame, result)
         if on_frame:
-            on_frame(frame, instances)
+            on_frame(frame, result)
         if self.show is None:
             return True
-        if picture is None:
-            picture = draw_detections(frame.image, instances, self.predictor.class_names)
-        return self.show(picture, frame.source.kind == "image")
+        return self.show(result.plot() if picture is None else picture, frame.source.kind == "image")
 
-    def _emit(self, frame: Frame, instances: Instances) -> np.ndarray | None:
-        """JSON record, picture or video frame of one result; returns the drawn picture if one was made."""
+    def _emit(self, frame: Frame, result: Result) -> np.ndarray | None:
+        """Records, labels, crops, picture or video frame of one result; returns the drawn picture if made."""
+        for sink in self.sinks:
+            sink.add(result)
         src, (h, w) = frame.source, frame.image.shape[:2]
-        names = self.predictor.class_names
-        if self.json:
-            index = None if src.kind == "image" else frame.index
-            self.json.add(instances_to_record(src.name, h, w, instances, names, index))
         target = self.plan.targets.get(src)
         picture = None
         if target is not None:
-            picture = draw_detections(frame.image, instances, names)
+            picture = result.plot()
             if src.kind == "image":
                 write_picture(target, picture)
             else:

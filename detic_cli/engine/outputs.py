@@ -1,18 +1,22 @@
-"""Where detections go: JSON records (one per image or video frame), annotated pictures and videos."""
+"""Where detections go: JSON / JSON Lines records (one per image or video frame), YOLO labels, crops,
+annotated pictures and videos. Every writer takes `Result`s: `add(result)`, then `close()`."""
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 from pycocotools import mask as mask_util
 
-from detic_cli.structures import Instances
 from detic_cli.utils import atomic_write_bytes
+
+if TYPE_CHECKING:
+    from detic_cli.engine.result import Result
 
 
 def encode_mask(mask: np.ndarray) -> dict[str, Any]:
@@ -21,39 +25,77 @@ def encode_mask(mask: np.ndarray) -> dict[str, Any]:
     return {"size": [int(s) for s in rle["size"]], "counts": rle["counts"].decode("ascii")}
 
 
-def instances_to_record(file_name: str, height: int, width: int, instances: Instances,
-                        class_names: list[str], frame_index: int | None = None) -> dict[str, Any]:
-    """The JSON record of one picture (schema of ../shared/README.md; boxes XYXY in original pixels)."""
-    boxes = instances.pred_boxes.tensor.tolist()
-    scores = instances.scores.tolist()
-    classes = instances.pred_classes.tolist()
-    masks = instances.pred_masks.numpy() if instances.has("pred_masks") else None
-    items = []
-    for i, (box, score, cls) in enumerate(zip(boxes, scores, classes)):
-        item: dict[str, Any] = {"box_xyxy": [float(v) for v in box], "score": float(score), "class_index": int(cls),
-                                "class_name": class_names[cls] if cls < len(class_names) else f"class_{cls}"}
-        if masks is not None:
-            item["mask_rle"] = encode_mask(masks[i])
-        items.append(item)
-    record: dict[str, Any] = {"file_name": file_name, "height": int(height), "width": int(width)}
-    if frame_index is not None:
-        record["frame_index"] = frame_index
-    record["instances"] = items
-    return record
-
-
 class JsonWriter:
-    """Collects records and writes them atomically as one JSON list (also after a failure)."""
+    """Collects records (`Result.to_dict`) and writes them atomically as one JSON list (also after a failure)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.records: list[dict[str, Any]] = []
 
-    def add(self, record: dict[str, Any]) -> None:
-        self.records.append(record)
+    def add(self, result: Result) -> None:
+        self.records.append(result.to_dict())
 
     def close(self) -> None:
         atomic_write_bytes(self.path, json.dumps(self.records).encode("utf-8"))
+
+
+class JsonlWriter:
+    """JSON Lines, one `Result.to_dict` record per picture or frame, flushed as each is produced so a pipe
+    or `tail -f` reads them live. `path` "-" is stdout. A file is written in place (a streaming file cannot
+    be renamed into place at the end); every line is written whole, with one write."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.records = 0
+        if str(path) == "-":
+            self.stream, self.owned = sys.stdout, False
+        else:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self.stream, self.owned = open(path, "w", encoding="utf-8"), True  # noqa: SIM115 (closed in close)
+
+    def add(self, result: Result) -> None:
+        self.stream.write(json.dumps(result.to_dict()) + "\n")
+        self.stream.flush()
+        self.records += 1
+
+    def close(self) -> None:
+        if self.owned:
+            self.stream.close()
+
+
+class YoloWriter:
+    """`--save-txt`: `folder/<stem>.txt` per picture (`<stem>_NNNNNN.txt` per video frame) with YOLO lines
+    (`class_index cx cy w h`, relative), and `folder/classes.txt` (the vocabulary, one name per line)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.vocabulary: list[str] | None = None
+
+    def add(self, result: Result) -> None:
+        from detic_cli.engine.formats import result_stem, yolo_lines
+
+        atomic_write_bytes(self.folder / f"{result_stem(result)}.txt", yolo_lines(result).encode("utf-8"))
+        self.vocabulary = result.vocabulary
+
+    def close(self) -> None:
+        if self.vocabulary is not None:
+            atomic_write_bytes(self.folder / "classes.txt", "".join(f"{n}\n" for n in self.vocabulary).encode())
+
+
+class CropWriter:
+    """`--save-crops DIR`: `DIR/<class name>/<stem>_<i>.jpg`, one crop per detection (i: its rank)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def add(self, result: Result) -> None:
+        from detic_cli.engine.formats import crops, result_stem, safe_name
+
+        stem = result_stem(result)
+        for i, (name, crop) in enumerate(crops(result)):
+            write_picture(self.folder / safe_name(name) / f"{stem}_{i}.jpg", crop)
+
+    def close(self) -> None:
+        return None
 
 
 def write_picture(path: Path, image_bgr: np.ndarray) -> None:

@@ -14,6 +14,7 @@ from detic_cli.data.transforms import resize_shortest_edge
 from detic_cli.engine.amp import autocast_scope
 from detic_cli.errors import DeticError
 from detic_cli.modeling.build import build_model
+from detic_cli.modeling.roi_heads.rescoring import RegionScorer
 from detic_cli.structures import Instances
 
 
@@ -43,11 +44,13 @@ class Predictor:
     `prepare` (CPU only, thread-safe) and `predict` may run on different threads to overlap them.
     `embeddings` (C, D) set an open-vocabulary model's classifier, labelled by `class_names`; with
     `class_names` alone they label a closed model's own classes (Deformable DETR's 1203 LVIS ones).
+    `region_embeddings` makes detections carry their per-stage classifier-space embeddings
+    (`pred_embeddings` (N, S, D), `proposal_scores` (N,)); `scorer` then rescores them.
     """
 
     def __init__(self, cfg: CfgNode, *, weights: str | Path | Mapping[str, torch.Tensor], device: torch.device,
                  embeddings: np.ndarray | None = None, class_names: list[str] | None = None,
-                 amp: torch.dtype | None = None) -> None:
+                 amp: torch.dtype | None = None, region_embeddings: bool = False) -> None:
         self.cfg = cfg
         self.amp = amp
         self.device = device
@@ -57,13 +60,14 @@ class Predictor:
         else:
             load_checkpoint(self.model, weights)
         self.model.to(device).eval()
-        if embeddings is not None:
-            self.model.set_vocabulary(torch.as_tensor(np.asarray(embeddings, dtype=np.float32)), class_names)
-        elif class_names is not None:  # names only: they label the classes the model already has
-            if len(class_names) != len(self.model.class_names):
-                raise DeticError(f"{len(class_names)} class names given for the model's "
-                                 f"{len(self.model.class_names)} classes")
-            self.model.class_names = list(class_names)
+        self.set_vocabulary(embeddings, class_names)
+        self.scorer: RegionScorer | None = None
+        if region_embeddings:
+            keep = getattr(self.model, "keep_region_embeddings", None)
+            if keep is None:
+                raise DeticError(f"--embeddings: {cfg.MODEL.META_ARCHITECTURE} has no zero-shot classifier, so its "
+                                 "detections have no classifier-space embeddings")
+            self.scorer = keep()
         self.min_size = cfg.INPUT.MIN_SIZE_TEST
         self.max_size = cfg.INPUT.MAX_SIZE_TEST
         self.input_format = cfg.INPUT.FORMAT
@@ -71,6 +75,17 @@ class Predictor:
     @property
     def class_names(self) -> list[str]:
         return self.model.class_names
+
+    def set_vocabulary(self, embeddings: np.ndarray | None, class_names: list[str] | None) -> None:
+        """(C, D) `embeddings` become the classifier, labelled `class_names`; names alone relabel a closed
+        model's own classes (their count must match); neither keeps the model's vocabulary."""
+        if embeddings is not None:
+            self.model.set_vocabulary(torch.as_tensor(np.asarray(embeddings, dtype=np.float32)), class_names)
+        elif class_names is not None:  # names only: they label the classes the model already has
+            if len(class_names) != len(self.model.class_names):
+                raise DeticError(f"{len(class_names)} class names given for the model's "
+                                 f"{len(self.model.class_names)} classes")
+            self.model.class_names = list(class_names)
 
     def _to_input(self, image_bgr: np.ndarray) -> dict:
         """The demo's preprocessing: channel order of INPUT.FORMAT, shortest edge to MIN_SIZE_TEST

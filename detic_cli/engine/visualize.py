@@ -7,8 +7,6 @@ import colorsys
 import cv2
 import numpy as np
 
-from detic_cli.structures import Instances
-
 
 def class_color(index: int) -> tuple[int, int, int]:
     """A stable, well separated BGR colour per class index (golden-ratio hues)."""
@@ -17,22 +15,26 @@ def class_color(index: int) -> tuple[int, int, int]:
     return int(b * 255), int(g * 255), int(r * 255)
 
 
-def draw_detections(image_bgr: np.ndarray, instances: Instances, class_names: list[str]) -> np.ndarray:
-    """A copy of `image_bgr` (H, W, 3 uint8) with every detection drawn, best score on top."""
+def draw_detections(image_bgr: np.ndarray, boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray,
+                    masks: np.ndarray | None, class_names: list[str]) -> np.ndarray:
+    """A copy of `image_bgr` (H, W, 3 uint8) with every detection drawn, best score on top.
+
+    boxes (N, 4) XYXY pixels; scores (N,) in [0, 1]; class_ids (N,) into `class_names`; masks (N, H, W)
+    bool or None.
+    """
     canvas = image_bgr.copy()
-    order = instances.scores.argsort().tolist() if len(instances) else []
-    masks = instances.pred_masks.numpy() if instances.has("pred_masks") else None
+    order = np.argsort(scores, kind="stable").tolist() if len(scores) else []
     thickness = max(1, round(max(canvas.shape[:2]) / 400))
     for i in order:
-        color = class_color(int(instances.pred_classes[i]))
+        cls = int(class_ids[i])
+        color = class_color(cls)
         if masks is not None:
             region = masks[i]
             canvas[region] = (0.5 * canvas[region] + 0.5 * np.array(color)).astype(np.uint8)
-        x1, y1, x2, y2 = (int(round(v)) for v in instances.pred_boxes.tensor[i].tolist())
+        x1, y1, x2, y2 = (int(round(float(v))) for v in boxes[i])
         cv2.rectangle(canvas, (x1, y1), (x2, y2), color, thickness)
-        cls = int(instances.pred_classes[i])
         name = class_names[cls] if cls < len(class_names) else f"class_{cls}"
-        label = f"{name} {float(instances.scores[i]):.0%}"
+        label = f"{name} {float(scores[i]):.0%}"
         scale = 0.4 * thickness
         (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
         top = max(y1 - th - base - 2, 0)

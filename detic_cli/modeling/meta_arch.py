@@ -12,6 +12,7 @@ from detic_cli.modeling.backbone.base import Backbone
 from detic_cli.modeling.postprocess import detector_postprocess
 from detic_cli.modeling.proposal.rpn import RPN
 from detic_cli.modeling.roi_heads.caption_loss import gather_caption_features
+from detic_cli.modeling.roi_heads.rescoring import RegionScorer
 from detic_cli.modeling.roi_heads.weak_supervision import ANN_TYPES, BatchClassifier
 from detic_cli.modeling.text.text_encoder import TextEncoder
 from detic_cli.modeling.weak_inputs import DynamicClassSampler, encode_captions
@@ -65,6 +66,12 @@ class CustomRCNN(nn.Module):
         """Use (C, D) class embeddings as the classifier; `names` label the C classes."""
         self.roi_heads.set_vocabulary(embeddings.to(self.device))
         self.class_names = list(names) if names is not None else [f"class_{i}" for i in range(len(embeddings))]
+
+    def keep_region_embeddings(self) -> RegionScorer:
+        """From now on, inference gives detections `pred_embeddings` (N, S, D float32: each cascade stage's
+        classifier-space embedding) and `proposal_scores` (N,); returns how those become class scores."""
+        self.roi_heads.keep_embeddings = True
+        return self.roi_heads.region_scorer()
 
     def preprocess_image(self, batched_inputs: list[dict[str, Any]]) -> ImageList:
         images = [(x["image"].to(self.device).float() - self.pixel_mean) / self.pixel_std for x in batched_inputs]

@@ -130,3 +130,14 @@ def resolve_vocabulary(
 def _encode(names: list[str], encoder: EncoderSpec, device: str, source: str) -> Vocabulary:
     emb, _ = embed_names(names, prompt_template(DEFAULT_PROMPT), encoder, device=device)
     return Vocabulary(names, emb, source)
+
+
+def vocabulary_from_names(names: list[str], *, clip_checkpoint: str | None = None,
+                          clip_model: str = DEFAULT_CLIP_MODEL, device: str = "cpu") -> Vocabulary:
+    """Class names (a list; duplicates dropped with a warning) encoded as `--vocab "a,b"` is, with the same
+    DETIC_HOME cache."""
+    cleaned = [str(n).strip() for n in names]
+    if not cleaned or any(not n for n in cleaned):
+        raise DeticError("vocabulary: give at least one class name, none of them empty")
+    encoder = EncoderSpec(clip_model=clip_model, clip_checkpoint=clip_checkpoint)
+    return _encode(drop_duplicates(cleaned, "vocabulary"), encoder, device, "names")

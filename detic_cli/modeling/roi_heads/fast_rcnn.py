@@ -60,20 +60,23 @@ class DeticBoxPredictor(nn.Module):
 
 def fast_rcnn_inference(boxes: list[torch.Tensor], scores: list[torch.Tensor],
                         image_sizes: list[tuple[int, int]], score_thresh: float, nms_thresh: float,
-                        topk_per_image: int) -> list[Instances]:
+                        topk_per_image: int, return_rows: bool = False) -> list[Instances]:
     """Per image: clip boxes, keep (box, class) pairs scoring above `score_thresh`, class-wise NMS, top-k.
 
     `boxes[i]` is (R, 4) class-agnostic or (R, 4C); `scores[i]` is (R, C + 1) with the background last.
+    `return_rows` adds `proposal_rows` (N,) int64: the row in [0, R) each detection comes from.
     """
-    return [_inference_single(b, s, size, score_thresh, nms_thresh, topk_per_image)
+    return [_inference_single(b, s, size, score_thresh, nms_thresh, topk_per_image, return_rows)
             for b, s, size in zip(boxes, scores, image_sizes)]
 
 
 def _inference_single(boxes: torch.Tensor, scores: torch.Tensor, image_size: tuple[int, int],
-                      score_thresh: float, nms_thresh: float, topk: int) -> Instances:
+                      score_thresh: float, nms_thresh: float, topk: int, return_rows: bool = False) -> Instances:
     valid = torch.isfinite(boxes).all(dim=1) & torch.isfinite(scores).all(dim=1)
+    rows = None
     if not valid.all():
         boxes, scores = boxes[valid], scores[valid]
+        rows = valid.nonzero()[:, 0]
     scores = scores[:, :-1]
     num_reg = boxes.shape[1] // 4
     clipped = Boxes(boxes.reshape(-1, 4))
@@ -86,4 +89,7 @@ def _inference_single(boxes: torch.Tensor, scores: torch.Tensor, image_size: tup
     keep = batched_nms(boxes, scores, index[:, 1], nms_thresh)
     if topk >= 0:
         keep = keep[:topk]
-    return Instances(image_size, pred_boxes=Boxes(boxes[keep]), scores=scores[keep], pred_classes=index[keep, 1])
+    out = Instances(image_size, pred_boxes=Boxes(boxes[keep]), scores=scores[keep], pred_classes=index[keep, 1])
+    if return_rows:
+        out.proposal_rows = index[keep, 0] if rows is None else rows[index[keep, 0]]
+    return out

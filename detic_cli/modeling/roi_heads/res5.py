@@ -8,6 +8,7 @@ from torch import nn
 from detic_cli.layers.roi_pooler import ROIPooler
 from detic_cli.modeling.roi_heads.box_losses import FastRCNNLosses
 from detic_cli.modeling.roi_heads.fast_rcnn import DeticBoxPredictor, fast_rcnn_inference
+from detic_cli.modeling.roi_heads.rescoring import RegionScorer, attach_embeddings, region_scorer
 from detic_cli.modeling.roi_heads.sampling import ProposalSampler
 from detic_cli.modeling.roi_heads.weak_supervision import BatchClassifier, WeakSupervision
 from detic_cli.structures import Instances
@@ -38,6 +39,7 @@ class CustomRes5ROIHeads(nn.Module):
         self.sampler = sampler
         self.losses = losses
         self.weak = weak
+        self.keep_embeddings = False  # inference: give detections `pred_embeddings` / `proposal_scores`
 
     def set_vocabulary(self, embeddings: torch.Tensor) -> None:
         self.box_predictor.cls_score.set_embeddings(embeddings)
@@ -52,13 +54,22 @@ class CustomRes5ROIHeads(nn.Module):
         return self.res5(pooled).mean(dim=[2, 3])
 
     def forward(self, features: dict[str, torch.Tensor], proposals: list[Instances]) -> list[Instances]:
-        logits, deltas = self.box_predictor(self.box_features(features, proposals))
+        x = self.box_features(features, proposals)
+        logits, deltas = self.box_predictor(x)
         boxes = self.box_predictor.predict_boxes(deltas, proposals)
         scores = self.box_predictor.predict_probs(logits, proposals)
         if self.mult_proposal_score:
             scores = [(s * p.objectness_logits[:, None]) ** 0.5 for s, p in zip(scores, proposals)]
-        return fast_rcnn_inference(boxes, scores, [p.image_size for p in proposals], self.score_thresh,
-                                   self.nms_thresh, self.detections_per_image)
+        instances = fast_rcnn_inference(boxes, scores, [p.image_size for p in proposals], self.score_thresh,
+                                        self.nms_thresh, self.detections_per_image, return_rows=self.keep_embeddings)
+        if self.keep_embeddings:
+            attach_embeddings(instances, [self.box_predictor.cls_score.embed(torch.flatten(x, start_dim=1))],
+                              [p.objectness_logits for p in proposals])
+        return instances
+
+    def region_scorer(self) -> RegionScorer:
+        """How `pred_embeddings` (kept when `keep_embeddings` is set; S = 1) turn into the class scores."""
+        return region_scorer([self.box_predictor], mult_proposal_score=self.mult_proposal_score)
 
     def forward_with_losses(self, features: dict[str, torch.Tensor], proposals: list[Instances],
                             gt_instances: list[Instances], *,

@@ -42,13 +42,21 @@ class ZeroShotClassifier(nn.Module):
                              f"got {tuple(embeddings.shape)}")
         self.zs_weight = make_class_weights(embeddings, self.norm_weight).to(self.linear.weight.device)
 
-    def forward(self, x: torch.Tensor, classifier: torch.Tensor | None = None) -> torch.Tensor:
-        """x (N, input_size); `classifier` (C', D) overrides the vocabulary for this call (training)."""
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, input_size) box features -> (N, D) classifier-space embeddings: the projection, L2-normalised
+        per row when `norm_weight` (Detic's configs), as scored against the class embeddings."""
         x = self.linear(x)
-        weight = self.zs_weight if classifier is None else make_class_weights(classifier, self.norm_weight)[:, :-1]
-        if self.norm_weight:
-            x = self.norm_temperature * F.normalize(x, p=2, dim=1)
+        return F.normalize(x, p=2, dim=1) if self.norm_weight else x
+
+    def score_embeddings(self, embedded: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """Logits (N, K) of `embed` output (N, D) against a (D, K) classifier (`make_class_weights` columns)."""
+        x = self.norm_temperature * embedded if self.norm_weight else embedded
         x = x @ weight.to(x.dtype)
         if self.use_bias:
             x = x + self.cls_bias
         return x
+
+    def forward(self, x: torch.Tensor, classifier: torch.Tensor | None = None) -> torch.Tensor:
+        """x (N, input_size); `classifier` (C', D) overrides the vocabulary for this call (training)."""
+        weight = self.zs_weight if classifier is None else make_class_weights(classifier, self.norm_weight)[:, :-1]
+        return self.score_embeddings(self.embed(x), weight)

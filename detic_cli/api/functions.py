@@ -1,0 +1,68 @@
+"""The commands other than detect as functions: build_vocab, zoo_list, zoo_pull."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from detic_cli.errors import DeticError
+
+
+def build_vocab(names: Sequence[str] | str, out: str | Path | None = None, *, prompt: str = "a",
+                clip_model: str | None = None, clip_checkpoint: str | Path | None = None, device: str = "auto",
+                dtype: str = "float32") -> np.ndarray:
+    """(C, D) float32 CLIP text embeddings of class names ("a,b" or a list), as `detic build-vocab`:
+    prompt "a" ("a " + name), none, photo, scene or a template with {}. With `out` (a .npy path), also
+    written with its sidecar JSON (names, prompt, encoder), usable as `vocab=out`."""
+    from detic_cli.vocab.build import embed_names
+    from detic_cli.vocab.clip_encoder import DEFAULT_CLIP_MODEL, EncoderSpec
+    from detic_cli.vocab.names import split_names, warn_duplicates
+    from detic_cli.vocab.prompts import prompt_template
+    from detic_cli.vocab.sidecar import save_vocabulary
+
+    class_names = split_names(names, "names") if isinstance(names, str) else [str(n).strip() for n in names]
+    if not class_names or not all(class_names):
+        raise DeticError("build_vocab: give at least one class name, none of them empty")
+    if dtype not in ("float32", "float16"):
+        raise DeticError(f"build_vocab dtype={dtype!r}: expected float32 or float16")
+    if out is not None and Path(out).suffix != ".npy":
+        raise DeticError(f"build_vocab out={out}: the file name must end with .npy")
+    warn_duplicates(class_names, "names")
+    template = prompt_template(prompt)
+    spec = EncoderSpec(clip_model=clip_model or DEFAULT_CLIP_MODEL,
+                       clip_checkpoint=str(clip_checkpoint) if clip_checkpoint else None)
+    emb, encoder = embed_names(class_names, template, spec, device=device)
+    if out is not None:
+        save_vocabulary(Path(out), emb, {"names": class_names, "prompt": template, "encoder": encoder,
+                                         "source": "python", "fix_space": False, "synonyms_averaged": False},
+                        dtype=dtype)
+    return np.asarray(emb, dtype=np.float32)
+
+
+def zoo_list(section: str | None = None) -> list[dict[str, Any]]:
+    """The model zoo's rows (name, section, config, weights file, metrics, ...) with `cached`, optionally
+    of one section (`detic zoo list --section S`)."""
+    from detic_cli.zoo.catalog import ROWS, SECTIONS
+    from detic_cli.zoo.download import is_cached
+
+    if section is not None and section not in SECTIONS:
+        raise DeticError(f"section {section!r}: expected one of {', '.join(SECTIONS)}")
+    return [dict(r.as_dict(), cached=is_cached(r.weights)) for r in ROWS if section in (None, r.section)]
+
+
+def zoo_pull(*names: str, vocab: Sequence[str] = (), mirror: str | None = None) -> list[Path]:
+    """Download zoo checkpoints (rows or file names) and built-in vocabularies (`vocab`) into DETIC_HOME,
+    resumable and verified, as `detic zoo pull`; returns the cached paths."""
+    from detic_cli.vocab.builtin import pull_builtin_vocabulary
+    from detic_cli.zoo.download import pull_all
+    from detic_cli.zoo.resolve import find_asset
+
+    if not names and not vocab:
+        raise DeticError("zoo_pull: name what to pull (zoo names, or vocab=[...])")
+    paths = pull_all([find_asset(n) for n in names], mirror=mirror)
+    for name in vocab:
+        paths += list(pull_builtin_vocabulary(name, mirror=mirror))
+    return paths
