@@ -147,6 +147,20 @@ def _official_convnext(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
+class _UnbiasedChannelNorm(torch.nn.Module):
+    """timm 0.5.4's LayerNorm2d on a channels-last input (every ConvNeXt stage output): variance over the
+    channels with Bessel's correction, where timm 1.x's LayerNorm2d uses the biased one."""
+
+    def __init__(self, norm: torch.nn.LayerNorm) -> None:
+        super().__init__()
+        self.norm = norm
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        var, mean = torch.var_mean(x, dim=1, keepdim=True, unbiased=True)
+        y = (x - mean) / torch.sqrt(var + self.norm.eps)
+        return y * self.norm.weight[:, None, None] + self.norm.bias[:, None, None]
+
+
 @torch.no_grad()
 def test_convnext_tiny_official_and_timm_layouts(tmp_path, detector):
     src = timm.create_model("convnext_tiny").eval()
@@ -159,6 +173,8 @@ def test_convnext_tiny_official_and_timm_layouts(tmp_path, detector):
     assert conv.kind == "convnext" and not backbone_keys(conv.random_init)
     assert set(conv.unused) == {"norm.weight", "norm.bias", "head.fc.weight", "head.fc.bias"}
     assert convert_state_dict(src.state_dict()).state.keys() == conv.state.keys()
+    for stage in list(src.stages)[1:]:  # the original's timm 0.5.4 normalises here with the unbiased variance
+        stage.downsample[0] = _UnbiasedChannelNorm(stage.downsample[0])
     x, expected = src.stem(X), {}
     for s, stage in enumerate(src.stages):
         x = expected[f"layer{s + 1}"] = stage(x)
