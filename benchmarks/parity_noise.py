@@ -24,8 +24,8 @@ from types import ModuleType
 import numpy as np
 import torch
 
-from detic_cli.cli.detect import _detect_config
 from detic_cli.data.image_io import read_image_bgr
+from detic_cli.engine.model_setup import detect_config
 from detic_cli.engine.predictor import Predictor
 
 
@@ -60,7 +60,7 @@ def as_case(record: dict) -> dict:
 
 def run_case(shared: Path, case: dict, threads: list[int], folder: Path) -> None:
     compare = load_compare(shared)
-    cfg = _detect_config(shared / "detic-reference/configs" / case["config"], [], case["threshold"],
+    cfg = detect_config(shared / "detic-reference/configs" / case["config"], [], case["threshold"],
                          case["pred_all_class"])
     predictor = Predictor(cfg, weights=make_weights(shared, case["config"], case["seed"], folder),
                           device=torch.device("cpu"), embeddings=np.load(shared / case["vocab"]))
