@@ -144,5 +144,12 @@ def test_detr_refuses_embeddings_in_one_line(run_cli, tmp_path):
 
 
 def test_import_is_cheap():
-    code = "import sys, detic_cli; assert 'torch' not in sys.modules; print(detic_cli.__version__)"
-    subprocess.run([sys.executable, "-c", code], check=True)
+    code = "import json, sys, detic_cli; print(json.dumps(sorted(sys.modules))); print(detic_cli.__version__)"
+    done = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    modules, version = done.stdout.splitlines()
+    loaded = set(json.loads(modules))
+    assert "detic_cli" in loaded
+    assert not {"torch", "numpy", "cv2"} & loaded, sorted({"torch", "numpy", "cv2"} & loaded)
+    import detic_cli
+
+    assert version == detic_cli.__version__
