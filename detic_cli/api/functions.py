@@ -1,14 +1,17 @@
-"""The commands other than detect as functions: build_vocab, zoo_list, zoo_pull."""
+"""The commands other than detect as functions: build_vocab, zoo_list, zoo_pull, evaluate."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from detic_cli.errors import DeticError
+
+if TYPE_CHECKING:
+    from detic_cli.engine.model_setup import VocabSpec
 
 
 def build_vocab(names: Sequence[str] | str, out: str | Path | None = None, *, prompt: str = "a",
@@ -66,3 +69,37 @@ def zoo_pull(*names: str, vocab: Sequence[str] = (), mirror: str | None = None) 
     for name in vocab:
         paths += list(pull_builtin_vocabulary(name, mirror=mirror))
     return paths
+
+
+def evaluate(dataset: str | None = None, *, model: str | None = None, config: str | Path | None = None,
+             weights: str | Path | None = None, vocab: VocabSpec = None, names: Sequence[str] | None = None,
+             output_dir: str | Path | None = None, device: str = "auto", batch_size: int = 1,
+             amp: str | None = None, max_images: int | None = None, fresh: bool = False,
+             overrides: Sequence[str] = (), clip_checkpoint: str | Path | None = None, mirror: str | None = None,
+             progress: bool = False) -> dict[str, float]:
+    """Evaluate a detector on a benchmark, as `detic eval`, and return its metrics.
+
+    dataset: a named dataset (`detic data status`), `coco:ANN.json:IMAGES_DIR` or `lvis:ANN.json:IMAGES_DIR`
+    (default: the config's DATASETS.TEST). model: a zoo row, or config + weights. vocab: one row per dataset
+    category, sorted by category id: a built-in name, "a,b", a .npy path, a list of class names (CLIP-encoded),
+    or a (C, D) array (labelled by `names`); default the named dataset's own vocabulary. output_dir (default
+    eval/MODEL-ANNOTATION) receives resumable per-image shards, results.json (COCO results) and metrics.json;
+    a call with the same output_dir goes on where an earlier one stopped (`max_images` new images at most),
+    `fresh` starts over. amp: off, fp16 or bf16. progress: draw a bar on stderr.
+
+    Returns {"<iou type>/<metric>": value}: `bbox/...` always, `segm/...` when the model has a mask head and
+    the dataset annotates masks. Metric names are the dataset's evaluator's, in percent, NaN where nothing is
+    annotated: COCO and Objects365 the 12 COCO numbers (AP, AP50, AP75, APs/m/l, AR@1/10/100, ARs/m/l@100);
+    open-vocabulary COCO also AP50-seen and AP50-unseen; LVIS AP, AP50, AP75, APs/m/l, APr/c/f, AR@300;
+    OpenImages AP50 and AP50_expand. This is the content of metrics.json. The dict is empty while images are
+    left (max_images) and on the ranks other than 0 under torchrun.
+    """
+    from detic_cli.engine.evaluate import evaluate as run_evaluation
+    from detic_cli.progress import BarProgress, NullProgress
+
+    report = run_evaluation(model=model, config=config, weights=weights, dataset=dataset, vocab=vocab, names=names,
+                            clip_checkpoint=clip_checkpoint, output_dir=output_dir, device=device,
+                            batch_size=batch_size, amp=amp, max_images=max_images, fresh=fresh,
+                            overrides=overrides, mirror=mirror,
+                            progress=BarProgress(unit="items", bars=True) if progress else NullProgress())
+    return dict(report.metrics)

@@ -1,21 +1,30 @@
 """The zoo's cross-dataset evaluation: one detector, without its mask head, on Objects365 (box mAP with the
 Objects365 vocabulary) and OpenImages (challenge box mAP50 with hierarchy expansion, OpenImages vocabulary).
 
-Each benchmark is an ordinary resumable eval run in `<output dir>/<dataset>/` (shards, results.json,
-metrics.json); this module names the benchmarks, reads their metrics back and writes the summary
-`cross_eval.json`: per dataset the measured number (percent, None while unfinished) beside the published one.
+Each benchmark is an ordinary resumable eval run (`engine.evaluate.evaluate`, in this process) in
+`<output dir>/<dataset>/` (shards, results.json, metrics.json) with the model's cross-dataset settings: the
+eval overrides of its row in the zoo's cross-dataset section (where it has one) and the mask head off. This
+module names the benchmarks, runs them, reads their metrics back and writes the summary `cross_eval.json`:
+per dataset the measured number (percent, None while unfinished) beside the published one.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from detic_cli.data.catalog import resolve_dataset
+from detic_cli.engine.evaluate import EvalReport, evaluate
+from detic_cli.engine.evaluate_job import DistInfo
 from detic_cli.errors import DeticError
+from detic_cli.progress import Progress
 from detic_cli.utils import atomic_write_bytes
+from detic_cli.zoo.catalog import ZooRow, rows_for
+from detic_cli.zoo.resolve import find_row, resolve_model
 
 SUMMARY = "cross_eval.json"
 MASK_OFF = "MODEL.MASK_ON=False"
@@ -61,6 +70,62 @@ def select_targets(names: list[str] | None) -> list[CrossTarget]:
             raise DeticError(f"--dataset {name}: choose one of {valid}")
         chosen.add(found.key)
     return [t for t in TARGETS if t.key in chosen]
+
+
+@dataclass(frozen=True)
+class CrossEvalReport:
+    """summary: the content of cross_eval.json (None on the ranks other than 0); path: that file."""
+
+    summary: dict[str, Any] | None
+    path: Path
+
+
+def cross_evaluate(*, row: str, datasets: Sequence[str] = (), output_dir: str | Path | None = None,
+                   device: str = "auto", batch_size: int = 1, fresh: bool = False, overrides: Sequence[str] = (),
+                   mirror: str | None = None, progress: Progress | None = None,
+                   on_dataset: Callable[[CrossTarget, EvalReport], None] | None = None) -> CrossEvalReport:
+    """Evaluate the zoo `row` on each benchmark of `datasets` (default all; see `select_targets`) in
+    `output_dir/<dataset>/` (default eval/MODEL-cross-dataset) and write cross_eval.json there.
+    `on_dataset` hears of each benchmark's report as it finishes."""
+    targets = select_targets(list(datasets))
+    for target in targets:  # a missing dataset says which files go where, before anything is downloaded
+        resolve_dataset(target.dataset)
+    found = find_row(row)
+    shown = cross_row(found) or found
+    config, weights = resolve_model(row, mirror=mirror)
+    words = eval_overrides(shown.eval_overrides if shown.section == "cross-dataset" else (), list(overrides))
+    out = Path(output_dir) if output_dir is not None else Path("eval") / f"{found.stem}-cross-dataset"
+    main = DistInfo.from_env().is_main
+    for target in targets:
+        folder = out / target.dataset
+        if main:  # metrics.json of an earlier run must not pass for this one's
+            (folder / "metrics.json").unlink(missing_ok=True)
+        report = evaluate(config=config, weights=weights, dataset=target.dataset, vocab=target.vocab,
+                          output_dir=folder, device=device, batch_size=batch_size, fresh=fresh, overrides=words,
+                          mirror=mirror, progress=progress)
+        if on_dataset is not None:
+            on_dataset(target, report)
+    if not main:
+        return CrossEvalReport(None, out / SUMMARY)
+    summary = build_summary(shown, config, weights, words, out, targets)
+    write_summary(out / SUMMARY, summary)
+    return CrossEvalReport(summary, out / SUMMARY)
+
+
+def cross_row(row: ZooRow) -> ZooRow | None:
+    """The row of the same checkpoint in the zoo's cross-dataset section (its settings and published numbers)."""
+    return next((r for r in rows_for(row.stem) if r.section == "cross-dataset"), None)
+
+
+def build_summary(row: ZooRow, config: Path, weights: Path, words: list[str], out: Path,
+                  targets: list[CrossTarget]) -> dict[str, Any]:
+    """cross_eval.json: the row, its files and settings, its published numbers and each benchmark's entry."""
+    metrics = row.metrics.as_dict()
+    published = {t.published: metrics.get(t.published) for t in TARGETS}
+    return {"row": row.name, "title": row.title, "checkpoint": row.stem, "training_time": row.training_time,
+            "url": row.weights.url, "config": str(config), "weights": str(weights), "overrides": words,
+            "published": published,
+            "datasets": {t.dataset: target_summary(t, out / t.dataset, published[t.published]) for t in targets}}
 
 
 def eval_overrides(row_overrides: list[str] | tuple[str, ...], user: list[str]) -> list[str]:

@@ -10,8 +10,8 @@ from pathlib import Path
 import cv2
 import pytest
 
-from detic_cli.cli.cross_eval import build_summary, cross_row, cross_table
-from detic_cli.engine.cross_eval_job import select_targets
+from detic_cli.cli.cross_eval import cross_table
+from detic_cli.engine.cross_eval_job import build_summary, cross_row, select_targets
 from detic_cli.zoo import cache
 from detic_cli.zoo.catalog import DEFAULT_MODEL
 from detic_cli.zoo.resolve import configs_dir, find_row
