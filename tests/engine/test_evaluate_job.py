@@ -1,4 +1,5 @@
-"""EvaluateJob with a fake predictor: shards, resume, rank split, merge, metrics, fingerprint."""
+"""EvaluateJob and engine.evaluate.run_job with a fake predictor: shards, resume, rank split, merge, metrics,
+fingerprint, progress and the report."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 import torch
 
 from detic_cli.data.catalog import resolve_dataset
+from detic_cli.engine.evaluate import run_job
 from detic_cli.engine.evaluate_job import (
     DistInfo,
     EvaluateJob,
@@ -99,3 +101,40 @@ def test_segm_only_with_masks_everywhere(dataset):
         ann["segmentation"] = [[5, 5, 25, 5, 25, 15, 5, 15]]
     assert iou_types(dataset, gt, True) == ["bbox", "segm"]
     assert iou_types(dataset, gt, False) == ["bbox"]
+
+
+class Recorder:
+    """A Progress that writes down what it hears."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple] = []
+
+    def start(self, label: str, total: int | None, completed: int = 0) -> None:
+        self.events.append(("start", label, total))
+
+    def advance(self, amount: int) -> None:
+        self.events.append(("advance", amount))
+
+    def finish(self) -> None:
+        self.events.append(("finish",))
+
+    def note(self, message: str) -> None:
+        self.events.append(("note", message))
+
+
+def test_run_job_reports_progress_and_scores_once_complete(dataset, tmp_path):
+    gt = load_ground_truth(dataset)
+    first, progress = EvaluateJob(fake_predict([]), dataset, gt, tmp_path, max_images=2), Recorder()
+    report = run_job(first, ["bbox"], progress)
+    assert progress.events == [("start", "eval", 2), ("advance", 1), ("advance", 1), ("finish",)]
+    assert (report.images, report.skipped, report.left, report.metrics) == (5, 0, 3, {})
+    assert report.main and report.iou_types == ("bbox",) and not (tmp_path / "metrics.json").exists()
+    progress = Recorder()
+    report = run_job(EvaluateJob(fake_predict([]), dataset, gt, tmp_path), ["bbox"], progress)
+    assert progress.events[0] == ("note", f"eval: 2 image(s) already done in {tmp_path}, skipped")
+    assert progress.events[1] == ("start", "eval", 3) and len(progress.events) == 6
+    assert (report.skipped, report.left, report.metrics["bbox/AP"]) == (2, 0, pytest.approx(100.0))
+    assert json.loads((tmp_path / "metrics.json").read_text())["bbox/AP"] == pytest.approx(100.0)
+    progress = Recorder()
+    assert run_job(EvaluateJob(fake_predict([]), dataset, gt, tmp_path), ["bbox"], progress).skipped == 5
+    assert [e[0] for e in progress.events] == ["note", "finish"]  # nothing left to do: no bar
