@@ -1,5 +1,4 @@
-"""Deformable DETR (two-stage, box refinement) with its learned closed-vocabulary classifier."""
+"""Deformable DETR (two-stage, box refinement) with its learned closed-vocabulary classifier.
 
-from detic_cli.modeling.detr.build import build_deformable_detr
-
-__all__ = ["build_deformable_detr"]
+Built from a config by `detic_cli.modeling.builders` (MODEL.META_ARCHITECTURE "DeformableDetr").
+"""

@@ -15,7 +15,7 @@ from detic_cli.config import load_config
 from detic_cli.layers.batch_norm import FrozenBatchNorm2d
 from detic_cli.modeling.backbone.base import Backbone
 from detic_cli.modeling.backbone.resnet import ResNet, make_stage
-from detic_cli.modeling.build_resnet import build_res5_stage, build_resnet_backbone
+from detic_cli.modeling.builders import build_res5_stage, build_resnet_backbone
 
 C4_CONFIGS = [
     "BoxSup_OVCOCO_CLIP_R50_1x.yaml",

@@ -173,11 +173,11 @@ def test_targets_from_instances_normalise_to_cxcywh():
 
 def _small_model(shared_dir, extra=()):
     from detic_cli.config import load_config
-    from detic_cli.modeling.detr.build import build_deformable_detr
+    from detic_cli.modeling.builders import build_model
 
     cfg = load_config(shared_dir / "detic-reference" / "configs" / CONFIG, [*SMALL, *extra])
     torch.manual_seed(0)
-    return build_deformable_detr(cfg)
+    return build_model(cfg)
 
 
 def _batch(ann_type: str = "box"):

@@ -10,7 +10,7 @@ import torch
 from detic_cli.checkpoint.load import is_derived, load_checkpoint
 from detic_cli.config import load_config
 from detic_cli.errors import DeticError
-from detic_cli.modeling.detr.build import build_deformable_detr
+from detic_cli.modeling.builders import build_model
 from detic_cli.structures import Boxes
 
 CONFIGS = ["Base-DeformDETR_L_R50_4x.yaml", "BoxSup-DeformDETR_L_R50_2x.yaml", "BoxSup-DeformDETR_L_R50_4x.yaml",
@@ -25,7 +25,7 @@ def _cfg(shared_dir, name: str):
 @pytest.fixture(scope="module")
 def model(shared_dir, parity_checkpoint):
     torch.manual_seed(0)
-    m = build_deformable_detr(_cfg(shared_dir, PARITY_CONFIG))
+    m = build_model(_cfg(shared_dir, PARITY_CONFIG))
     load_checkpoint(m, parity_checkpoint(PARITY_CONFIG, 0))
     return m
 
@@ -34,7 +34,7 @@ def model(shared_dir, parity_checkpoint):
 def test_state_dict_matches_manifest(shared_dir, name):
     manifest = json.loads((shared_dir / "parity" / "manifests.json").read_text())[name]
     expected = {k: tuple(v) for k, v in manifest.items() if not is_derived(k)}
-    got = {k: tuple(v.shape) for k, v in build_deformable_detr(_cfg(shared_dir, name)).state_dict().items()
+    got = {k: tuple(v.shape) for k, v in build_model(_cfg(shared_dir, name)).state_dict().items()
            if not is_derived(k)}
     assert got == expected
 

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from detic_cli.checkpoint.load import load_checkpoint
 from detic_cli.config import load_config
-from detic_cli.modeling.detr.build import build_deformable_detr
+from detic_cli.modeling.builders import build_model
 from detic_cli.modeling.detr.meta_arch import pad_with_mask
 from detic_cli.modeling.detr.ms_deform_attn import ms_deform_attn_sample
 
@@ -146,7 +146,7 @@ def reference_detr(detr, images, mask):
 
 @pytest.fixture(scope="module")
 def model(shared_dir, parity_checkpoint):
-    m = build_deformable_detr(load_config(shared_dir / "detic-reference/configs" / CONFIG))
+    m = build_model(load_config(shared_dir / "detic-reference/configs" / CONFIG))
     load_checkpoint(m, parity_checkpoint(CONFIG, 0))
     return m.eval()
 

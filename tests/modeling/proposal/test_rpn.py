@@ -12,8 +12,9 @@ import torch
 from PIL import Image
 
 from detic_cli.config import load_config
+from detic_cli.errors import DeticError
 from detic_cli.layers.box_transform import Box2BoxTransform
-from detic_cli.modeling.build_resnet import build_resnet_backbone, build_rpn, feature_shapes
+from detic_cli.modeling.builders import build_resnet_backbone, build_rpn, feature_shapes
 from detic_cli.modeling.matching import match_by_iou, subsample_labels
 from detic_cli.modeling.proposal.anchors import DefaultAnchorGenerator, cell_anchors
 from detic_cli.modeling.proposal.rpn import RPN, find_top_proposals
@@ -47,7 +48,7 @@ def test_rpn_keys_and_settings_from_the_c4_configs(parity_keys, shared_dir, name
     assert rpn.anchor_generator.num_cell_anchors == [15]
     assert rpn.pre_nms_topk == {True: 12000, False: 6000} and rpn.post_nms_topk == {True: 2000, False: 1000}
     assert rpn.nms_thresh == 0.7 and rpn.min_box_size == 0.0
-    with pytest.raises(ValueError, match="IN_FEATURES"):
+    with pytest.raises(DeticError, match="IN_FEATURES"):
         build_rpn(cfg, {"res5": (2048, 32)})
 
 

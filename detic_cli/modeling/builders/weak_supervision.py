@@ -1,9 +1,9 @@
-"""Config -> the weak-supervision settings of the ROI heads and the meta-architecture's dynamic classifier."""
+"""Config -> the ROI heads' weak-supervision settings and the meta-architecture's dynamic class sampler."""
 
 from __future__ import annotations
 
 from detic_cli.config import CfgNode
-from detic_cli.errors import DeticError
+from detic_cli.data.paths import dataset_path
 from detic_cli.modeling.roi_heads.weak_supervision import WeakSupervision
 from detic_cli.modeling.weak_inputs import DynamicClassSampler
 
@@ -11,8 +11,6 @@ from detic_cli.modeling.weak_inputs import DynamicClassSampler
 def build_weak_supervision(cfg: CfgNode) -> WeakSupervision:
     """Image-label and caption loss settings from MODEL.ROI_BOX_HEAD.*, WITH_IMAGE_LABELS, MODEL.WITH_CAPTION."""
     box = cfg.MODEL.ROI_BOX_HEAD
-    if box.WITH_SOFTMAX_PROP:
-        raise DeticError("MODEL.ROI_BOX_HEAD.WITH_SOFTMAX_PROP (the wsod/wsddn proposal-score head) is not supported")
     return WeakSupervision(image_label_loss=box.IMAGE_LABEL_LOSS, image_loss_weight=box.IMAGE_LOSS_WEIGHT,
                            ws_num_props=box.WS_NUM_PROPS, add_image_box=box.ADD_IMAGE_BOX,
                            image_box_size=box.IMAGE_BOX_SIZE, softmax_weak_loss=box.SOFTMAX_WEAK_LOSS,
@@ -21,18 +19,11 @@ def build_weak_supervision(cfg: CfgNode) -> WeakSupervision:
                            with_image_labels=bool(cfg.WITH_IMAGE_LABELS), with_caption=bool(cfg.MODEL.WITH_CAPTION))
 
 
-def build_dynamic_classes(cfg: CfgNode) -> DynamicClassSampler | None:
+def build_dynamic_class_sampler(cfg: CfgNode) -> DynamicClassSampler | None:
     """MODEL.DYNAMIC_CLASSIFIER's per-batch class sampler (None when off)."""
     if not cfg.MODEL.DYNAMIC_CLASSIFIER:
         return None
-    from detic_cli.modeling.build import _dataset_path
-
     box = cfg.MODEL.ROI_BOX_HEAD
-    if box.USE_FED_LOSS or box.IGNORE_ZERO_CATS:
-        raise DeticError("MODEL.DYNAMIC_CLASSIFIER already samples the classes of each batch: set "
-                         "MODEL.ROI_BOX_HEAD.USE_FED_LOSS=False and IGNORE_ZERO_CATS=False")
-    if cfg.MODEL.WITH_CAPTION:
-        raise DeticError("MODEL.DYNAMIC_CLASSIFIER and MODEL.WITH_CAPTION cannot be combined (as in the original)")
     return DynamicClassSampler(num_sample=cfg.MODEL.NUM_SAMPLE_CATS,
-                               cat_freq_path=_dataset_path(box.CAT_FREQ_PATH) if box.CAT_FREQ_PATH else None,
+                               cat_freq_path=dataset_path(box.CAT_FREQ_PATH) if box.CAT_FREQ_PATH else None,
                                freq_weight_power=box.FED_LOSS_FREQ_WEIGHT)
