@@ -4,40 +4,39 @@ classifier's class subset (MODEL.DYNAMIC_CLASSIFIER) and the caption embeddings 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 from torch import Tensor
 
 from detic_cli.errors import DeticError
 from detic_cli.modeling.dynamic_classifier import sample_batch_classes, subset_classifier
-from detic_cli.modeling.roi_heads.classification_losses import load_class_freq
 from detic_cli.modeling.text.text_encoder import TextEncoder
 
 
 @dataclass
 class DynamicClassSampler:
     """Samples each batch's class subset: the batch's classes first, then draws up to `num_sample` classes
-    (NUM_SAMPLE_CATS). Box batches draw with the class frequencies of `cat_freq_path` (CAT_FREQ_PATH, JSON
-    list of {"id", "image_count"}, already resolved) ** `freq_weight_power` (FED_LOSS_FREQ_WEIGHT), read on
-    first use; image-labelled batches draw uniformly over the whole vocabulary, as the original.
+    (NUM_SAMPLE_CATS). Box batches draw with the per-class training image counts of `class_counts` (from
+    CAT_FREQ_PATH) ** `freq_weight_power` (FED_LOSS_FREQ_WEIGHT), read on first use; image-labelled batches
+    draw uniformly over the whole vocabulary, as the original.
     """
 
     num_sample: int = 50
-    cat_freq_path: str | Path | None = None
+    class_counts: Callable[[], Tensor] | None = None
     freq_weight_power: float = 0.5
     _freq: Tensor | None = field(default=None, init=False, repr=False)
 
     def freq_weight(self, num_classes: int) -> Tensor:
         """(F,) float32 drawing weights, F <= num_classes (classes beyond F are never drawn)."""
         if self._freq is None:
-            if not self.cat_freq_path:
+            if self.class_counts is None:
                 raise DeticError("MODEL.DYNAMIC_CLASSIFIER draws classes by frequency: set "
                                  "MODEL.ROI_BOX_HEAD.CAT_FREQ_PATH")
-            self._freq = load_class_freq(self.cat_freq_path, self.freq_weight_power)
+            self._freq = self.class_counts() ** self.freq_weight_power
         if len(self._freq) > num_classes:
-            raise DeticError(f"class frequency file {self.cat_freq_path} lists {len(self._freq)} classes but the "
+            raise DeticError(f"class frequency file {self.class_counts} lists {len(self._freq)} classes but the "
                              f"vocabulary has {num_classes}: use the file of the training vocabulary")
         return self._freq
 

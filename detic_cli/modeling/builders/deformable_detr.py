@@ -7,7 +7,7 @@ TEST.DETECTIONS_PER_IMAGE detections whatever their score.
 from __future__ import annotations
 
 from detic_cli.config import CfgNode
-from detic_cli.data.paths import dataset_path
+from detic_cli.data.class_frequencies import class_image_counts
 from detic_cli.modeling.builders.resnet import build_resnet_backbone
 from detic_cli.modeling.detr.criterion import SetCriterion
 from detic_cli.modeling.detr.deformable_detr import DeformableDETR
@@ -21,10 +21,9 @@ def build_set_criterion(cfg: CfgNode) -> SetCriterion:
     """The Hungarian matcher (costs = the loss weights, as in the original) and the set criterion."""
     d = cfg.MODEL.DETR
     matcher = HungarianMatcher(cost_class=d.CLS_WEIGHT, cost_bbox=d.L1_WEIGHT, cost_giou=d.GIOU_WEIGHT)
-    freq = cfg.MODEL.ROI_BOX_HEAD.CAT_FREQ_PATH
     return SetCriterion(num_classes=d.NUM_CLASSES, matcher=matcher, cls_weight=d.CLS_WEIGHT, l1_weight=d.L1_WEIGHT,
                         giou_weight=d.GIOU_WEIGHT, focal_alpha=d.FOCAL_ALPHA, use_fed_loss=bool(d.USE_FED_LOSS),
-                        cat_freq_path=dataset_path(freq) if freq else None)
+                        class_counts=class_image_counts(cfg.MODEL.ROI_BOX_HEAD.CAT_FREQ_PATH))
 
 
 def build_deformable_detr(cfg: CfgNode) -> DeformableDetr:

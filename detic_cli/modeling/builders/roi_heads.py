@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from detic_cli.config import CfgNode
-from detic_cli.data.paths import dataset_path
+from detic_cli.data.class_frequencies import class_image_counts
 from detic_cli.layers.box_transform import Box2BoxTransform
 from detic_cli.layers.roi_pooler import ROIPooler
 from detic_cli.modeling.backbone.base import Backbone
@@ -47,7 +47,7 @@ def build_box_losses(cfg: CfgNode) -> FastRCNNLosses:
     box = cfg.MODEL.ROI_BOX_HEAD
     return FastRCNNLosses(use_sigmoid_ce=box.USE_SIGMOID_CE, use_fed_loss=box.USE_FED_LOSS,
                           fed_loss_num_cat=box.FED_LOSS_NUM_CAT, ignore_zero_cats=box.IGNORE_ZERO_CATS,
-                          cat_freq_path=dataset_path(box.CAT_FREQ_PATH) if box.CAT_FREQ_PATH else None,
+                          class_counts=class_image_counts(box.CAT_FREQ_PATH),
                           fed_loss_freq_weight=box.FED_LOSS_FREQ_WEIGHT, box_reg_loss_type=box.BBOX_REG_LOSS_TYPE,
                           smooth_l1_beta=box.SMOOTH_L1_BETA)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from detic_cli.config import CfgNode
-from detic_cli.data.paths import dataset_path
+from detic_cli.data.class_frequencies import class_image_counts
 from detic_cli.modeling.roi_heads.weak_supervision import WeakSupervision
 from detic_cli.modeling.weak_inputs import DynamicClassSampler
 
@@ -25,5 +25,5 @@ def build_dynamic_class_sampler(cfg: CfgNode) -> DynamicClassSampler | None:
         return None
     box = cfg.MODEL.ROI_BOX_HEAD
     return DynamicClassSampler(num_sample=cfg.MODEL.NUM_SAMPLE_CATS,
-                               cat_freq_path=dataset_path(box.CAT_FREQ_PATH) if box.CAT_FREQ_PATH else None,
+                               class_counts=class_image_counts(box.CAT_FREQ_PATH),
                                freq_weight_power=box.FED_LOSS_FREQ_WEIGHT)

@@ -13,16 +13,17 @@ weights (CLS/L1/GIOU_WEIGHT) multiply the last-layer and `_{i}` terms; the `_enc
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torchvision.ops import sigmoid_focal_loss
 
+from detic_cli.errors import DeticError
 from detic_cli.layers.losses import giou_loss_xyxy, mean_over_processes
 from detic_cli.modeling.detr.box_ops import box_cxcywh_to_xyxy
 from detic_cli.modeling.detr.matcher import HungarianMatcher
-from detic_cli.modeling.roi_heads.classification_losses import load_class_freq, sample_fed_classes
+from detic_cli.modeling.roi_heads.classification_losses import sample_fed_classes
 from detic_cli.structures import Instances
 
 __all__ = ["DetrOutput", "SetCriterion", "max_size_image_loss", "targets_from_instances"]
@@ -51,23 +52,23 @@ class SetCriterion:
 
     def __init__(self, *, num_classes: int, matcher: HungarianMatcher, cls_weight: float, l1_weight: float,
                  giou_weight: float, focal_alpha: float = 0.25, use_fed_loss: bool = False,
-                 cat_freq_path: str | Path | None = None, fed_num_sample: int = 50,
+                 class_counts: Callable[[], torch.Tensor] | None = None, fed_num_sample: int = 50,
                  fed_freq_weight: float = 0.5) -> None:
         self.num_classes = num_classes
         self.matcher = matcher
         self.weights = {"loss_ce": cls_weight, "loss_bbox": l1_weight, "loss_giou": giou_weight}
         self.focal_alpha = focal_alpha
         self.use_fed_loss = use_fed_loss
-        self.cat_freq_path = cat_freq_path
+        self.class_counts = class_counts
         self.fed_num_sample = fed_num_sample
         self.fed_freq_weight = fed_freq_weight
         self._freq: torch.Tensor | None = None
 
     def _fed_columns(self, matched_classes: torch.Tensor) -> torch.Tensor:
         if self._freq is None:
-            if not self.cat_freq_path:
-                raise ValueError("the federated loss needs cat_freq_path")
-            self._freq = load_class_freq(self.cat_freq_path, self.fed_freq_weight)
+            if self.class_counts is None:
+                raise DeticError("MODEL.DETR.USE_FED_LOSS needs MODEL.ROI_BOX_HEAD.CAT_FREQ_PATH")
+            self._freq = self.class_counts() ** self.fed_freq_weight
         return sample_fed_classes(matched_classes, num_classes=self.num_classes, num_sample=self.fed_num_sample,
                                   freq_weight=self._freq)
 

@@ -9,8 +9,8 @@ proposals, summed and divided by the number of sampled proposals (detectron2's n
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 from torchvision.ops import generalized_box_iou_loss
@@ -20,7 +20,6 @@ from detic_cli.layers.box_transform import Box2BoxTransform
 from detic_cli.layers.losses import smooth_l1_loss
 from detic_cli.modeling.roi_heads.classification_losses import (
     ZERO_FREQ_EPS,
-    load_class_freq,
     sample_fed_classes,
     sigmoid_ce_loss,
     softmax_ce_loss,
@@ -56,8 +55,8 @@ def box_reg_loss(proposal_boxes: torch.Tensor, gt_boxes: torch.Tensor, deltas: t
 class FastRCNNLosses:
     """Loss settings of the R-CNN box predictors (MODEL.ROI_BOX_HEAD.*) and the class frequencies.
 
-    The frequency file (`cat_freq_path`, a JSON list of {"id", "image_count"}) is read on the first
-    loss computation, only when `use_fed_loss` or `ignore_zero_cats` needs it; weights are
+    `class_counts` gives the (F,) float per-class training image counts; it is called once, at the first
+    loss that needs it (`use_fed_loss` or `ignore_zero_cats`), so inference never does; weights are
     image_count ** `fed_loss_freq_weight`, padded with zeros up to the vocabulary size.
     """
 
@@ -65,7 +64,7 @@ class FastRCNNLosses:
     use_fed_loss: bool = False
     fed_loss_num_cat: int = 50
     ignore_zero_cats: bool = False
-    cat_freq_path: str | Path | None = None
+    class_counts: Callable[[], torch.Tensor] | None = None
     fed_loss_freq_weight: float = 0.5
     box_reg_loss_type: str = "smooth_l1"
     smooth_l1_beta: float = 0.0
@@ -77,15 +76,15 @@ class FastRCNNLosses:
         if self.box_reg_loss_type not in BOX_REG_LOSS_TYPES:
             raise DeticError(f"MODEL.ROI_BOX_HEAD.BBOX_REG_LOSS_TYPE {self.box_reg_loss_type!r} is not supported "
                              f"(use one of {', '.join(BOX_REG_LOSS_TYPES)})")
-        if (self.use_fed_loss or self.ignore_zero_cats) and not self.cat_freq_path:
+        if (self.use_fed_loss or self.ignore_zero_cats) and self.class_counts is None:
             raise DeticError("USE_FED_LOSS / IGNORE_ZERO_CATS need MODEL.ROI_BOX_HEAD.CAT_FREQ_PATH")
 
     def freq_weight(self, num_classes: int, device: torch.device) -> torch.Tensor:
-        """(num_classes,) float32 sampling weights on `device` (the file is read once)."""
+        """(num_classes,) float32 sampling weights on `device` (the counts are read once)."""
         if self._freq is None:
-            self._freq = load_class_freq(self.cat_freq_path, self.fed_loss_freq_weight)
+            self._freq = self.class_counts() ** self.fed_loss_freq_weight
         if len(self._freq) > num_classes:
-            raise DeticError(f"class frequency file {self.cat_freq_path} lists {len(self._freq)} classes but the "
+            raise DeticError(f"class frequency file {self.class_counts} lists {len(self._freq)} classes but the "
                              f"vocabulary has {num_classes}: use the file of the training vocabulary")
         cached = self._on_device
         if cached is None or len(cached) != num_classes or cached.device != torch.device(device):

@@ -1,42 +1,18 @@
 """Box-classification losses of a Detic R-CNN stage: sigmoid / softmax cross-entropy and the federated loss.
 
 Conventions shared by every function here: class logits are (R, C + 1) with the background column
-last; `gt_classes` are int64 (R,) in [0, C], where C means background. Class frequencies come from
-the LVIS-style category info JSON (MODEL.ROI_BOX_HEAD.CAT_FREQ_PATH).
+last; `gt_classes` are int64 (R,) in [0, C], where C means background. Class frequency weights are
+per-class training image counts (read by detic_cli.data.class_frequencies) ** FED_LOSS_FREQ_WEIGHT.
 """
 
 from __future__ import annotations
-
-import json
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from detic_cli.errors import DeticError
-
 # Classes whose frequency weight is at most this count as "never seen" (IGNORE_ZERO_CATS).
 ZERO_FREQ_EPS = 1e-4
-
-
-def load_class_freq(path: str | Path, freq_weight: float) -> Tensor:
-    """Per-class sampling weights (C,) float32 = image_count ** freq_weight, classes ordered by category id.
-
-    `path` is a JSON list of {"id", "image_count", ...} (e.g. datasets/metadata/lvis_v1_train_cat_info.json),
-    already resolved to a filesystem path. A class with image_count 0 gets weight 0 (for freq_weight > 0).
-    """
-    p = Path(path)
-    if not p.is_file():
-        raise DeticError(f"class frequency file {p} not found: `detic data prepare lvis-norare` makes it "
-                         "(or set MODEL.ROI_BOX_HEAD.CAT_FREQ_PATH)")
-    try:
-        cat_info = json.loads(p.read_text())
-        counts = [float(c["image_count"]) for c in sorted(cat_info, key=lambda c: c["id"])]
-    except (ValueError, KeyError, TypeError) as e:
-        raise DeticError(f"class frequency file {p} is not a JSON list of {{'id', 'image_count'}} records "
-                         f"({e}): regenerate it with `detic data prepare lvis-norare`") from e
-    return torch.tensor(counts, dtype=torch.float32) ** freq_weight
 
 
 def sample_fed_classes(gt_classes: Tensor, *, num_classes: int, num_sample: int, freq_weight: Tensor,

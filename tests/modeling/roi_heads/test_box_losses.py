@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from detic_cli.config import load_config
+from detic_cli.data.class_frequencies import ClassImageCounts
 from detic_cli.errors import DeticError
 from detic_cli.layers.box_transform import Box2BoxTransform
 from detic_cli.modeling.build import build_box_losses, build_model
@@ -46,11 +47,11 @@ def test_sigmoid_ce_sums_foreground_columns_and_divides_by_proposals():
 def test_federated_loss_counts_only_the_sampled_classes(tmp_path):
     freq = tmp_path / "cat_info.json"
     freq.write_text(json.dumps([{"id": i + 1, "image_count": n} for i, n in enumerate([5, 0, 7, 9])]))
-    losses = FastRCNNLosses(use_fed_loss=True, fed_loss_num_cat=3, cat_freq_path=freq)
+    losses = FastRCNNLosses(use_fed_loss=True, fed_loss_num_cat=3, class_counts=ClassImageCounts(freq))
     # present: 0, 2 and the background 4 = 3 classes, so nothing more is drawn
     assert losses.class_loss(LOGITS, GT).item() == pytest.approx(_expected_sigmoid([0, 2]), rel=1e-6)
     torch.manual_seed(0)
-    losses = FastRCNNLosses(use_fed_loss=True, fed_loss_num_cat=4, cat_freq_path=freq)
+    losses = FastRCNNLosses(use_fed_loss=True, fed_loss_num_cat=4, class_counts=ClassImageCounts(freq))
     # one more class is drawn by frequency among {1 (count 0: never), 3}: always 3
     assert losses.class_loss(LOGITS, GT).item() == pytest.approx(_expected_sigmoid([0, 2, 3]), rel=1e-6)
     assert losses.freq_weight(6, torch.device("cpu")).tolist() == pytest.approx(
@@ -60,7 +61,7 @@ def test_federated_loss_counts_only_the_sampled_classes(tmp_path):
 def test_ignore_zero_cats_drops_never_seen_classes(tmp_path):
     freq = tmp_path / "cat_info.json"
     freq.write_text(json.dumps([{"id": i, "image_count": n} for i, n in enumerate([3, 0, 1, 2])]))
-    loss = FastRCNNLosses(ignore_zero_cats=True, cat_freq_path=freq).class_loss(LOGITS, GT)
+    loss = FastRCNNLosses(ignore_zero_cats=True, class_counts=ClassImageCounts(freq)).class_loss(LOGITS, GT)
     assert loss.item() == pytest.approx(_expected_sigmoid([0, 2, 3]), rel=1e-6)
 
 
@@ -108,17 +109,17 @@ def test_frequency_file_is_read_lazily_and_resolved_under_detic_datasets(tmp_pat
     monkeypatch.setenv("DETIC_DATASETS", str(tmp_path))
     cfg = load_config(shared_dir / "detic-reference/configs/BoxSup-C2_LCOCO_CLIP_R18_640b32_4x.yaml")
     losses = build_box_losses(cfg)
-    assert losses.use_fed_loss and losses.cat_freq_path == tmp_path / "metadata/lvis_v1_train_cat_info.json"
+    assert losses.use_fed_loss and losses.class_counts.path == tmp_path / "metadata/lvis_v1_train_cat_info.json"
     build_model(cfg)  # inference never needs the file
     with pytest.raises(DeticError, match="lvis_v1_train_cat_info.json.*detic data prepare lvis-norare"):
         losses.class_loss(LOGITS, GT)
     (tmp_path / "metadata").mkdir()
-    losses.cat_freq_path.write_text(json.dumps([{"id": i, "image_count": 1} for i in range(9)]))
+    losses.class_counts.path.write_text(json.dumps([{"id": i, "image_count": 1} for i in range(9)]))
     with pytest.raises(DeticError, match="lists 9 classes but the vocabulary has 4"):
         losses.class_loss(LOGITS, GT)
     cfg = load_config(shared_dir / "detic-reference/configs/BoxSup-C2_LCOCO_CLIP_R18_640b32_4x.yaml",
                       ["MODEL.ROI_BOX_HEAD.CAT_FREQ_PATH=rel/cat_info.json"])
-    assert str(build_box_losses(cfg).cat_freq_path) == "rel/cat_info.json"
+    assert str(build_box_losses(cfg).class_counts.path) == "rel/cat_info.json"
 
 
 def test_unsupported_box_loss_fails_at_training_time_only():

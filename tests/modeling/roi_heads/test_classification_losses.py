@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
-import pytest
 import torch
 import torch.nn.functional as F
 
-from detic_cli.errors import DeticError
 from detic_cli.modeling.roi_heads.classification_losses import (
-    load_class_freq,
     sample_fed_classes,
     sigmoid_ce_loss,
     softmax_ce_loss,
@@ -19,19 +14,6 @@ from detic_cli.modeling.roi_heads.classification_losses import (
 
 def _bce(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return -(t * torch.log(torch.sigmoid(x)) + (1 - t) * torch.log(1 - torch.sigmoid(x)))
-
-
-def test_load_class_freq_orders_by_id_and_raises(tmp_path):
-    path = tmp_path / "cat_info.json"
-    path.write_text(json.dumps([{"id": 3, "image_count": 9}, {"id": 1, "image_count": 4},
-                                {"id": 2, "image_count": 0, "name": "x"}]))
-    assert torch.allclose(load_class_freq(path, 0.5), torch.tensor([2.0, 0.0, 3.0]))
-    assert torch.allclose(load_class_freq(str(path), 1.0), torch.tensor([4.0, 0.0, 9.0]))
-    with pytest.raises(DeticError, match=r"missing\.json.*detic data prepare lvis-norare"):
-        load_class_freq(tmp_path / "missing.json", 0.5)
-    (tmp_path / "bad.json").write_text('[{"id": 1}]')
-    with pytest.raises(DeticError, match="bad.json"):
-        load_class_freq(tmp_path / "bad.json", 0.5)
 
 
 def test_sample_fed_classes_keeps_gt_and_fills_up():
