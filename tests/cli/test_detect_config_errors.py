@@ -20,6 +20,7 @@ def test_unsupported_option_is_one_line(run_cli, shared_dir, parity_checkpoint, 
     picture = tmp_path / "a.jpg"
     shutil.copy(shared_dir / "parity/images/astronaut.jpg", picture)
     code, _, err = run_cli("detect", picture, "--config", shared_dir / "detic-reference/configs" / R18,
-                           "--weights", parity_checkpoint(R18), "--vocab", "cat,dog", "--device", "cpu", override)
+                           "--weights", parity_checkpoint(R18), "--vocab",
+                           shared_dir / "detic-metadata/lvis_v1_clip_a+cname.npy", "--device", "cpu", override)
     assert code == 1, err
     assert message in err and err.strip().count("\n") == 0 and "Traceback" not in err, err
