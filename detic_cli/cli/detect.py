@@ -58,6 +58,9 @@ def detect(
                                                "classes keep --threshold."),
     embeddings: bool = typer.Option(False, "--embeddings", help="Add each detection's classifier-space embedding "
                                                                 "(D=512) to the JSON/JSON Lines records."),
+    backend: str = typer.Option("torch", "--backend", help="torch | onnxruntime (a model from `detic export`, "
+                                                           "given by --onnx)."),
+    onnx: Path | None = typer.Option(None, "--onnx", help="The .onnx of `detic export` (--backend onnxruntime)."),
 ) -> None:
     """Detect objects of any vocabulary in pictures and videos."""
     overrides = [w for w in inputs if "=" in w and not Path(w).exists()]
@@ -76,11 +79,18 @@ def detect(
             raise DeticError("no readable input: every video or camera failed to open")
     if show and (problem := display_problem()):
         raise DeticError(f"--show: {problem}")
-    predictor, thresholds = load_predictor(
-        model=model, config=config, weights=weights, vocab=vocab, vocab_names=vocab_names, vocab_file=vocab_file,
-        clip_checkpoint=clip_checkpoint, threshold=threshold, class_thresholds=class_threshold,
-        pred_all_class=pred_all_class, overrides=overrides, device=device, amp=amp, embeddings=embeddings,
-        mirror=mirror)
+    common = dict(vocab=vocab, vocab_names=vocab_names, vocab_file=vocab_file, clip_checkpoint=clip_checkpoint,
+                  threshold=threshold, class_thresholds=class_threshold, pred_all_class=pred_all_class,
+                  device=device, mirror=mirror)
+    if _onnx_backend(backend, onnx, torch_only={"--model": model, "--config": config, "--weights": weights,
+                                                "--amp": amp != "off", "--embeddings": embeddings,
+                                                "KEY=VALUE overrides": overrides}):
+        from detic_cli.export.build import load_ort_predictor
+
+        predictor, thresholds = load_ort_predictor(onnx=onnx, **common)
+    else:
+        predictor, thresholds = load_predictor(model=model, config=config, weights=weights, overrides=overrides,
+                                               amp=amp, embeddings=embeddings, **common)
     window = Window() if show else None
     job = DetectJob(predictor, sources, plan=plan, json_path=json_path, batch_size=batch_size,
                     max_frames=max_frames, show=window, sinks=[make() for make in sinks], thresholds=thresholds)
@@ -94,6 +104,22 @@ def detect(
                + (f"; JSON {json_path}" if json_path else "") + (f"; JSON Lines {jsonl}" if jsonl else "")
                + (f"; pictures in {output}" if output else ""),
                highlight=False, soft_wrap=True)
+
+
+def _onnx_backend(backend: str, onnx: Path | None, torch_only: dict[str, object]) -> bool:
+    """Whether --backend onnxruntime runs an exported model; options only the PyTorch backend has are refused."""
+    if backend not in ("torch", "onnxruntime"):
+        raise DeticError(f"--backend {backend}: expected torch or onnxruntime")
+    if backend == "torch":
+        if onnx is not None:
+            raise DeticError("--onnx runs with --backend onnxruntime")
+        return False
+    if onnx is None:
+        raise DeticError("--backend onnxruntime needs --onnx MODEL.onnx (made by `detic export`)")
+    if given := [name for name, value in torch_only.items() if value]:
+        raise DeticError(f"{given[0]}: not with --backend onnxruntime (the exported model carries its config and "
+                         "weights; re-export to change them)")
+    return True
 
 
 def _sinks(sources: list[Source], output: Path | None, plan: OutputPlan, jsonl: str | None, save_txt: bool,
