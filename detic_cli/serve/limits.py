@@ -76,6 +76,9 @@ def decode_image(data: bytes, limits: Limits) -> np.ndarray:
     try:
         with Image.open(BytesIO(data), formats=FORMATS) as img:
             (width, height), kind = img.size, img.format
+    except Image.DecompressionBombError:  # PIL's own cut (twice Image.MAX_IMAGE_PIXELS), met while opening
+        raise ServeError(413, "image_too_large", f"the image header claims over {2 * Image.MAX_IMAGE_PIXELS} pixels, "
+                         f"over the limit of {limits.max_pixels} (--max-pixels)") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         raise ServeError(415, "not_an_image", "the upload is not a JPEG, PNG, WebP, BMP or TIFF image") from None
     if width * height > limits.max_pixels:
