@@ -30,11 +30,11 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from detic_cli.cli.common import INFERENCE_AMP
 from detic_cli.config import load_config
 from detic_cli.data.image_io import read_image_bgr
 from detic_cli.data.sources import Frame, Source, expand_inputs
 from detic_cli.engine.detect_job import DetectJob, OutputPlan
+from detic_cli.engine.model_setup import INFERENCE_AMP, predictor_from_config
 from detic_cli.engine.predictor import Predictor
 from detic_cli.modeling.build import build_model
 from detic_cli.utils import resolve_device
@@ -112,7 +112,8 @@ def bench(name: str, args: argparse.Namespace, folder: Path, device: torch.devic
     frames = [read_image_bgr(s.location) for s in sources]
     vocab = np.random.default_rng(0).standard_normal((1203, 512)).astype("float32")
     for amp in args.amp.split(","):
-        predictor = Predictor(cfg, weights=weights, device=device, amp=INFERENCE_AMP[amp], embeddings=vocab)
+        predictor = predictor_from_config(cfg, weights=weights, device=device, amp=INFERENCE_AMP[amp],
+                                          embeddings=vocab)
         for batch in (int(b) for b in args.batch.split(",")):
             network, plain, overlapped, found = measure(predictor, sources, frames, batch, device)
             n = len(frames)

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from detic_cli.data.image_io import read_image_bgr
-from detic_cli.engine.model_setup import detect_config
+from detic_cli.engine.model_setup import detect_config, predictor_from_config
 from detic_cli.engine.predictor import Predictor
 
 
@@ -62,8 +62,8 @@ def run_case(shared: Path, case: dict, threads: list[int], folder: Path) -> None
     compare = load_compare(shared)
     cfg = detect_config(shared / "detic-reference/configs" / case["config"], [], case["threshold"],
                          case["pred_all_class"])
-    predictor = Predictor(cfg, weights=make_weights(shared, case["config"], case["seed"], folder),
-                          device=torch.device("cpu"), embeddings=np.load(shared / case["vocab"]))
+    predictor = predictor_from_config(cfg, weights=make_weights(shared, case["config"], case["seed"], folder),
+                                      device=torch.device("cpu"), embeddings=np.load(shared / case["vocab"]))
     image = read_image_bgr(shared / "parity" / case["image"].split("parity/")[-1])
     settings = [(t, True) for t in threads] + [(threads[0], False)]
     runs = {f"threads={t} onednn={'on' if o else 'off'}": detections(predictor, image, t, o) for t, o in settings}

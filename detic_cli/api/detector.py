@@ -9,7 +9,7 @@ from typing import Any
 
 from detic_cli.api.inputs import frames_of
 from detic_cli.engine.detect_job import stream_results
-from detic_cli.engine.model_setup import VocabSpec, load_predictor, vocabulary_of
+from detic_cli.engine.model_setup import VocabSpec, load_predictor_parts, vocabulary_of
 from detic_cli.engine.result import Result
 from detic_cli.errors import DeticError
 
@@ -37,11 +37,12 @@ class Detector:
         self._mirror = mirror
         self.batch_size = max(1, int(batch_size))
         self.channels = channels
-        self._predictor, self._thresholds = load_predictor(
+        loaded = load_predictor_parts(
             model=model, config=Path(config) if config else None, weights=Path(weights) if weights else None,
             vocab=vocab, names=names, clip_checkpoint=self._clip_checkpoint, threshold=threshold,
             class_thresholds=class_thresholds, pred_all_class=pred_all_class, overrides=overrides, device=device,
             amp=amp, embeddings=embeddings, mirror=mirror)
+        self._predictor, self._thresholds, self._cfg = loaded.predictor, loaded.thresholds, loaded.cfg
 
     @property
     def class_names(self) -> list[str]:
@@ -69,7 +70,7 @@ class Detector:
         return result.rescore(voc.embeddings, voc.names, threshold)
 
     def _vocabulary(self, vocab: VocabSpec, names: Sequence[str] | None):
-        return vocabulary_of(self._predictor.cfg, vocab, names=names, clip_checkpoint=self._clip_checkpoint,
+        return vocabulary_of(self._cfg, vocab, names=names, clip_checkpoint=self._clip_checkpoint,
                              device=str(self._predictor.device), mirror=self._mirror)
 
     def __call__(self, source: Any, *, channels: str | None = None) -> Result | Iterator[Result]:

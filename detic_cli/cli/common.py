@@ -1,30 +1,19 @@
-"""Options and helpers shared by several subcommands: device, model files, vocabulary, progress bars."""
+"""Helpers shared by several subcommands: output checks; model files, vocabulary, devices and the progress bar
+are re-exported from where they live (engine/model_setup, detic_cli.progress; options: cli/options.py)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
+from detic_cli.cli.options import AMP_HELP
 from detic_cli.engine.model_setup import inference_amp, model_files, resolve_classifier
 from detic_cli.errors import DeticError
+from detic_cli.progress import progress_bar
 from detic_cli.utils import resolve_device
 
 __all__ = ["AMP_HELP", "check_writable", "inference_amp", "model_files", "progress_bar", "resolve_classifier",
            "resolve_device"]
-
-
-def progress_bar(label: str, console: Console, disable: bool = False) -> Progress:
-    """A bar with done/total, elapsed time and ETA on `console` (stderr)."""
-    columns = [TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TimeRemainingColumn()]
-    return Progress(*columns, console=console, disable=disable)
-
-
-AMP_HELP = ("off | fp16 | bf16: run the backbone in half precision (faster on GPUs, fp16 slow on CPUs); "
-            "detections differ slightly from the original's float32")
 
 
 def check_writable(path: Path, flag: str, *, folder: bool = False) -> None:

@@ -16,6 +16,7 @@ from rich.table import Table
 
 from detic_cli.cli.app import app
 from detic_cli.cli.evaluate import eval_progress, print_report
+from detic_cli.cli.options import batch_size_option, device_option, mirror_option
 from detic_cli.engine.cross_eval_job import SUMMARY, TARGETS, cross_evaluate
 
 _err = Console(stderr=True, markup=False)  # messages carry paths and user text verbatim
@@ -49,10 +50,10 @@ def cross_eval(
     output_dir: Path | None = typer.Option(None, "--output-dir", "-o", help="One eval folder per dataset and "
                                                                             f"{SUMMARY} (default: "
                                                                             "eval/MODEL-cross-dataset)."),
-    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda[:N]"),
-    batch_size: int = typer.Option(1, "--batch-size", min=1, help="Images per forward pass."),
+    device: str = device_option(),
+    batch_size: int = batch_size_option(),
     fresh: bool = typer.Option(False, "--fresh", help="Drop the shards of an earlier run in --output-dir."),
-    mirror: str | None = typer.Option(None, "--mirror", help="Base URL or folder standing in for public hosts."),
+    mirror: str | None = mirror_option(),
 ) -> None:
     """The zoo's cross-dataset evaluation of a model: Objects365 box mAP and OpenImages box mAP50."""
     report = cross_evaluate(row=row, datasets=list(dataset or []), output_dir=output_dir, device=device,

@@ -14,7 +14,15 @@ from rich.console import Console
 from rich.table import Table
 
 from detic_cli.cli.app import app
-from detic_cli.cli.common import AMP_HELP
+from detic_cli.cli.options import (
+    amp_option,
+    batch_size_option,
+    device_option,
+    mirror_option,
+    vocab_file_option,
+    vocab_names_option,
+    vocab_option,
+)
 from detic_cli.data.catalog import LAYOUTS
 from detic_cli.engine.evaluate import EvalReport
 from detic_cli.engine.evaluate import evaluate as run_evaluation
@@ -32,20 +40,20 @@ def evaluate(
     dataset: str | None = typer.Option(None, "--dataset", "-d", help="Named dataset, coco:ANN.json:IMAGES_DIR or "
                                                                    "lvis:ANN.json:IMAGES_DIR (default: the "
                                                                    "config's DATASETS.TEST)."),
-    vocab: str | None = typer.Option(None, "--vocab", help="lvis | objects365 | openimages | coco | \"a,b\" | "
-                                                          ".npy (default: the named dataset's own)."),
-    vocab_names: Path | None = typer.Option(None, "--vocab-names", help="Class names of a .npy, one per line."),
-    vocab_file: Path | None = typer.Option(None, "--vocab-file", help="Class names, one per line (CLIP-encoded)."),
+    vocab: str | None = vocab_option("lvis | objects365 | openimages | coco | \"a,b\" | .npy (default: the named "
+                                     "dataset's own)."),
+    vocab_names: Path | None = vocab_names_option(),
+    vocab_file: Path | None = vocab_file_option(),
     clip_checkpoint: Path | None = typer.Option(None, "--clip-checkpoint", help="Local CLIP weights for names."),
     output_dir: Path | None = typer.Option(None, "--output-dir", "-o", help="Results, metrics and resumable "
                                                                             "shards (default: eval/MODEL-DATA)."),
-    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda[:N]"),
-    batch_size: int = typer.Option(1, "--batch-size", min=1, help="Images per forward pass."),
-    amp: str = typer.Option("off", "--amp", help=AMP_HELP),
+    device: str = device_option(),
+    batch_size: int = batch_size_option(),
+    amp: str = amp_option(),
     max_images: int | None = typer.Option(None, "--max-images", min=1, help="Stop after N new images (a "
                                                                             "rerun goes on)."),
     fresh: bool = typer.Option(False, "--fresh", help="Drop the shards of an earlier run in --output-dir."),
-    mirror: str | None = typer.Option(None, "--mirror", help="Base URL or folder standing in for public hosts."),
+    mirror: str | None = mirror_option(),
 ) -> None:
     """Evaluate a detector on a benchmark: COCO results, metrics.json and a table."""
     report = run_evaluation(model=row, config=config, weights=weights, dataset=dataset, vocab=vocab,

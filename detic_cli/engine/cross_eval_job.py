@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from detic_cli.data.catalog import resolve_dataset
+from detic_cli.engine.dist import DistInfo
 from detic_cli.engine.evaluate import EvalReport, evaluate
-from detic_cli.engine.evaluate_job import DistInfo
 from detic_cli.errors import DeticError
 from detic_cli.progress import Progress
 from detic_cli.utils import atomic_write_bytes

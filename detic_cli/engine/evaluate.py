@@ -13,23 +13,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from detic_cli.config import CfgNode, load_config
 from detic_cli.data.catalog import LAYOUTS, Dataset, resolve_dataset
-from detic_cli.engine.evaluate_job import (
-    DistInfo,
-    EvaluateJob,
-    barrier,
-    init_distributed,
-    iou_types,
-    load_ground_truth,
-    write_fingerprint,
+from detic_cli.engine.dist import DistInfo, barrier, init_distributed, local_device
+from detic_cli.engine.evaluate_job import EvaluateJob, iou_types, load_ground_truth, write_fingerprint
+from detic_cli.engine.model_setup import (
+    VocabSpec,
+    inference_amp,
+    model_files,
+    predictor_from_config,
+    resolve_classifier,
+    vocabulary_of,
 )
-from detic_cli.engine.model_setup import VocabSpec, inference_amp, model_files, resolve_classifier, vocabulary_of
 from detic_cli.errors import DeticError
 from detic_cli.progress import NullProgress, Progress
-from detic_cli.utils import resolve_device
 
 __all__ = ["DEFAULT_VOCAB", "EvalReport", "evaluate"]
 
@@ -89,7 +87,7 @@ def evaluate(*, model: str | None = None, config: str | Path | None = None, weig
     if batch_size < 1 or (max_images is not None and max_images < 1):
         raise DeticError(f"batch size {batch_size}, max images {max_images}: each must be at least 1")
     dist = DistInfo.from_env()
-    torch_device, amp_dtype = _device(device, dist), inference_amp(amp)
+    torch_device, amp_dtype = local_device(device, dist), inference_amp(amp)
     files = _model_files(model, config, weights, mirror, list(overrides))
     cfg = load_config(files.config, files.overrides)
     data = dataset if isinstance(dataset, Dataset) else _dataset(dataset, cfg)
@@ -105,10 +103,8 @@ def evaluate(*, model: str | None = None, config: str | Path | None = None, weig
                                 "vocab": classifier.source, "overrides": files.overrides, "iou_types": types,
                                 **({"amp": amp} if amp_dtype else {})}, fresh=fresh)
     barrier(dist)
-    from detic_cli.engine.predictor import Predictor
-
-    predictor = Predictor(cfg, weights=files.weights, device=torch_device, embeddings=classifier.embeddings,
-                          class_names=classifier.names, amp=amp_dtype)
+    predictor = predictor_from_config(cfg, weights=files.weights, device=torch_device,
+                                      embeddings=classifier.embeddings, class_names=classifier.names, amp=amp_dtype)
     job = EvaluateJob(predictor, data, gt, out, batch_size=batch_size, with_masks="segm" in types,
                       max_images=max_images, dist=dist)
     return run_job(job, types, progress or NullProgress())
@@ -130,14 +126,6 @@ def run_job(job: EvaluateJob, types: list[str], progress: Progress) -> EvalRepor
     left = job.missing()
     metrics = job.score(job.merge(), types) if dist.is_main and not left else {}
     return EvalReport(job.dataset, job.output_dir, tuple(types), images, skipped, left, dist.is_main, metrics)
-
-
-def _device(device: str, dist: DistInfo) -> torch.device:
-    """`device`, or this rank's own GPU under torchrun."""
-    torch_device = resolve_device(device)
-    if dist.world_size > 1 and torch_device.type == "cuda":
-        torch_device = resolve_device(f"cuda:{dist.local_rank}")
-    return torch_device
 
 
 def _model_files(row: str | None, config: str | Path | None, weights: str | Path | None, mirror: str | None,

@@ -13,7 +13,6 @@ dataset's image list, writes its shards, and rank 0 merges and scores after a ba
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ import numpy as np
 
 from detic_cli.data.catalog import Dataset, image_file
 from detic_cli.data.image_io import read_image_bgr
+from detic_cli.engine.dist import DistInfo
 from detic_cli.engine.prefetch import prefetch
 from detic_cli.errors import DeticError
 from detic_cli.evaluation import dataset_category_ids, evaluate_results, to_coco_results
@@ -34,44 +34,6 @@ from detic_cli.utils import atomic_write_bytes, read_dataset_json
 Predict = Callable[[list[np.ndarray]], list[Instances]]
 SHARDS = "shards"
 FINGERPRINT = "run.json"
-
-
-@dataclass(frozen=True)
-class DistInfo:
-    """This process's place in a `torchrun` job (rank 0 of 1 when run alone)."""
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    @staticmethod
-    def from_env() -> DistInfo:
-        env = os.environ
-        return DistInfo(int(env.get("RANK", 0)), int(env.get("WORLD_SIZE", 1)), int(env.get("LOCAL_RANK", 0)))
-
-
-def init_distributed(info: DistInfo, cuda: bool) -> None:
-    """Join the process group torchrun set up (nccl on CUDA, gloo on CPU); no-op when alone."""
-    if info.world_size <= 1:
-        return
-    import torch
-    import torch.distributed as dist
-
-    if cuda:
-        torch.cuda.set_device(info.local_rank)
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if cuda else "gloo")
-
-
-def barrier(info: DistInfo) -> None:
-    if info.world_size > 1:
-        import torch.distributed as dist
-
-        dist.barrier()
 
 
 def load_ground_truth(dataset: Dataset) -> dict[str, Any]:

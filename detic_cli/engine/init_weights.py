@@ -1,4 +1,5 @@
-"""What a zoo row's training starts from, as a detector-format checkpoint in the cache.
+"""What a training run starts from, as a detector-format checkpoint in the cache: --weights, a zoo row's
+init, or the config's MODEL.WEIGHTS / MODEL.TIMM.PRETRAINED (`train_init_weights`).
 
 A row (or unpublished stage) names its init in the catalog: a third-party backbone (pulled and
 converted to the detector's keys), another row's released checkpoint (pulled as is), or an
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from detic_cli.config import CfgNode
 from detic_cli.engine.backbone_weights import pull_backbone
 from detic_cli.errors import DeticError
 from detic_cli.progress import Progress
@@ -57,3 +59,35 @@ def resolve_init_spec(spec: str, *, mirror: str | None = None, progress: Progres
     if backbone is not None:
         return str(pull_backbone(backbone, mirror=mirror, progress=progress).path)
     return str(fetch(find_asset(name), mirror=mirror, progress=progress))
+
+
+def train_init_weights(row: str | None, weights: Path | None, cfg: CfgNode, mirror: str | None) -> Path | None:
+    """--weights, else the row's init from the zoo, else the config's MODEL.WEIGHTS (`zoo://BACKBONE` pulled and
+    converted; empty: the zoo's ImageNet backbone when MODEL.TIMM.PRETRAINED asks for one, else None: random init)."""
+    if weights is not None:
+        return weights
+    if row is not None:
+        return resolve_init_weights(row, mirror=mirror)
+    spec = str(cfg.MODEL.WEIGHTS)
+    if not spec:
+        return _timm_pretrained(cfg, mirror)
+    path = Path(resolve_init_spec(spec, mirror=mirror))
+    if not path.is_file():
+        raise DeticError(f"MODEL.WEIGHTS {spec}: file not found; train that stage first or give --weights PTH")
+    return path
+
+
+def _timm_pretrained(cfg: CfgNode, mirror: str | None) -> Path | None:
+    """MODEL.TIMM.PRETRAINED with no MODEL.WEIGHTS: the original let timm load its ImageNet weights; here the zoo's
+    copy of them (`timm:BASE_NAME`), pulled and converted. None when the config asks for no pretrained backbone."""
+    if not cfg.MODEL.TIMM.PRETRAINED or "timm" not in cfg.MODEL.BACKBONE.NAME:
+        return None
+    from detic_cli.zoo.catalog import BACKBONES
+
+    name = cfg.MODEL.TIMM.BASE_NAME
+    backbone = next((b for b in BACKBONES if b.original_weights == f"timm:{name}"), None)
+    if backbone is None:
+        raise DeticError(f"MODEL.TIMM.PRETRAINED: the zoo has no ImageNet weights for MODEL.TIMM.BASE_NAME {name}; "
+                         "give them with --weights PTH (see `detic convert-pretrained`), or set "
+                         "MODEL.TIMM.PRETRAINED=False to start from random init")
+    return pull_backbone(backbone, mirror=mirror).path

@@ -5,6 +5,7 @@ messages name the command-line option (`flag`) a user of either would recognise.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Union
 
@@ -13,7 +14,7 @@ import torch
 
 from detic_cli.config import CfgNode, load_config
 from detic_cli.engine.class_thresholds import ClassThresholds, parse_class_thresholds
-from detic_cli.engine.predictor import Predictor
+from detic_cli.engine.predictor import InputSettings, Predictor
 from detic_cli.errors import DeticError
 from detic_cli.utils import resolve_device
 
@@ -22,8 +23,8 @@ if TYPE_CHECKING:
 
 VocabSpec = Union[str, Sequence[str], np.ndarray, "Vocabulary", None]
 
-__all__ = ["INFERENCE_AMP", "detect_config", "inference_amp", "load_predictor", "model_files", "resolve_classifier",
-           "vocabulary_of"]
+__all__ = ["INFERENCE_AMP", "LoadedPredictor", "detect_config", "inference_amp", "input_settings", "load_predictor",
+           "load_predictor_parts", "model_files", "predictor_from_config", "resolve_classifier", "vocabulary_of"]
 
 INFERENCE_AMP = {"off": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -141,13 +142,52 @@ def _array_names(array: np.ndarray, names: Sequence[str] | None) -> list[str]:
     return [str(n) for n in names]
 
 
-def load_predictor(*, model: str | None = None, config: Path | None = None, weights: Path | None = None,
-                   vocab: VocabSpec = None, names: Sequence[str] | None = None, vocab_names: Path | None = None,
-                   vocab_file: Path | None = None,
-                   clip_checkpoint: Path | None = None, threshold: float = 0.5,
-                   class_thresholds: str | Mapping[str, float] | None = None, pred_all_class: bool = False,
-                   overrides: Sequence[str] = (), device: str = "auto", amp: str | None = None,
-                   embeddings: bool = False, mirror: str | None = None) -> tuple[Predictor, ClassThresholds]:
+def input_settings(cfg: CfgNode) -> InputSettings:
+    """The test-time input sizes and channel order of INPUT.*."""
+    return InputSettings(min_size=cfg.INPUT.MIN_SIZE_TEST, max_size=cfg.INPUT.MAX_SIZE_TEST,
+                         channel_order=cfg.INPUT.FORMAT)
+
+
+def predictor_from_config(cfg: CfgNode, *, weights: str | Path | Mapping[str, torch.Tensor], device: torch.device,
+                          embeddings: np.ndarray | None = None, class_names: list[str] | None = None,
+                          amp: torch.dtype | None = None, region_embeddings: bool = False) -> Predictor:
+    """A Predictor over the model of `cfg` with `weights` loaded: an official-layout checkpoint file or a
+    state dict in memory (see Predictor for the other arguments)."""
+    from detic_cli.checkpoint.load import load_checkpoint, load_state_dict
+    from detic_cli.modeling.build import build_model
+
+    model = build_model(cfg)
+    if isinstance(weights, Mapping):
+        load_state_dict(model, dict(weights), "the in-memory weights")
+    else:
+        load_checkpoint(model, weights)
+    return Predictor(model, inputs=input_settings(cfg), device=device, embeddings=embeddings,
+                     class_names=class_names, amp=amp, region_embeddings=region_embeddings)
+
+
+@dataclass(frozen=True)
+class LoadedPredictor:
+    """What `load_predictor_parts` gives: the predictor, the per-class thresholds over it, and the config it
+    was built from (the vocabulary checks of a later `set_vocabulary` need it)."""
+
+    predictor: Predictor
+    thresholds: ClassThresholds
+    cfg: CfgNode
+
+
+def load_predictor(**kwargs) -> tuple[Predictor, ClassThresholds]:
+    """(predictor, thresholds) of `load_predictor_parts(**kwargs)`."""
+    parts = load_predictor_parts(**kwargs)
+    return parts.predictor, parts.thresholds
+
+
+def load_predictor_parts(*, model: str | None = None, config: Path | None = None, weights: Path | None = None,
+                         vocab: VocabSpec = None, names: Sequence[str] | None = None, vocab_names: Path | None = None,
+                         vocab_file: Path | None = None,
+                         clip_checkpoint: Path | None = None, threshold: float = 0.5,
+                         class_thresholds: str | Mapping[str, float] | None = None, pred_all_class: bool = False,
+                         overrides: Sequence[str] = (), device: str = "auto", amp: str | None = None,
+                         embeddings: bool = False, mirror: str | None = None) -> LoadedPredictor:
     """The Predictor `detic detect` and `Detector` run (model files pulled when missing, config with the
     demo's settings at the lowest threshold, vocabulary resolved), and the per-class thresholds over it."""
     from detic_cli.zoo.catalog import DEFAULT_MODEL
@@ -162,7 +202,7 @@ def load_predictor(*, model: str | None = None, config: Path | None = None, weig
                          "detections have no classifier-space embeddings")
     voc = vocabulary_of(cfg, vocab, names=names, vocab_names=vocab_names, vocab_file=vocab_file,
                         clip_checkpoint=clip_checkpoint, device=str(torch_device), mirror=mirror)
-    predictor = Predictor(cfg, weights=weights_path, device=torch_device, embeddings=voc.embeddings,
-                          class_names=voc.names, amp=amp_dtype, region_embeddings=embeddings)
+    predictor = predictor_from_config(cfg, weights=weights_path, device=torch_device, embeddings=voc.embeddings,
+                                      class_names=voc.names, amp=amp_dtype, region_embeddings=embeddings)
     thresholds.check(predictor.class_names)
-    return predictor, thresholds
+    return LoadedPredictor(predictor, thresholds, cfg)

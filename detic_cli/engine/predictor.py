@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch import nn
 
-from detic_cli.checkpoint.load import load_checkpoint, load_state_dict
-from detic_cli.config import CfgNode
 from detic_cli.data.transforms import resize_shortest_edge
 from detic_cli.engine.amp import autocast_scope
 from detic_cli.errors import DeticError
-from detic_cli.modeling.build import build_model
 from detic_cli.modeling.roi_heads.rescoring import RegionScorer
 from detic_cli.structures import Instances
 
@@ -32,14 +29,25 @@ def same_size_groups(inputs: list[dict]) -> list[list[int]]:
     return list(groups.values())
 
 
+@dataclass(frozen=True)
+class InputSettings:
+    """How a frame becomes the network's input: shortest edge to `min_size`, longest capped at `max_size`,
+    channels in `channel_order` ("BGR" or "RGB"; the config's INPUT.MIN_SIZE_TEST, MAX_SIZE_TEST, FORMAT)."""
+
+    min_size: int
+    max_size: int
+    channel_order: str = "BGR"
+
+
 class Predictor:
-    """Builds the model of `cfg`, loads `weights`, and turns BGR uint8 frames into detections.
+    """Turns BGR uint8 frames into detections of a built, loaded `model` (see
+    `engine.model_setup.predictor_from_config` for a config and a checkpoint).
 
     Detections are `Instances` on the CPU in original-image pixels: `pred_boxes` (XYXY), `scores`
     in [0, 1], `pred_classes` (indices into the vocabulary) and `pred_masks` (H, W bool) when the
     model has a mask head. Any batch gives the same detections as one frame at a time.
-    `weights` is an official-layout checkpoint file, or a state dict already in memory (the model
-    being trained, for evaluation during training). `amp` (float16 or bfloat16) runs the backbone
+    The model is moved to `device` and put in eval mode; it is used as it is, not copied (evaluation
+    during training runs the model being trained). `amp` (float16 or bfloat16) runs the backbone
     under autocast, as Detic's FP16 does; None keeps everything in float32 (the original demo).
     `prepare` (CPU only, thread-safe) and `predict` may run on different threads to overlap them.
     `embeddings` (C, D) set an open-vocabulary model's classifier, labelled by `class_names`; with
@@ -48,29 +56,22 @@ class Predictor:
     (`pred_embeddings` (N, S, D), `proposal_scores` (N,)); `scorer` then rescores them.
     """
 
-    def __init__(self, cfg: CfgNode, *, weights: str | Path | Mapping[str, torch.Tensor], device: torch.device,
+    def __init__(self, model: nn.Module, *, inputs: InputSettings, device: torch.device,
                  embeddings: np.ndarray | None = None, class_names: list[str] | None = None,
                  amp: torch.dtype | None = None, region_embeddings: bool = False) -> None:
-        self.cfg = cfg
         self.amp = amp
         self.device = device
-        self.model = build_model(cfg)
-        if isinstance(weights, Mapping):
-            load_state_dict(self.model, dict(weights), "the in-memory weights")
-        else:
-            load_checkpoint(self.model, weights)
+        self.model = model
         self.model.to(device).eval()
         self.set_vocabulary(embeddings, class_names)
         self.scorer: RegionScorer | None = None
         if region_embeddings:
             keep = getattr(self.model, "keep_region_embeddings", None)
             if keep is None:
-                raise DeticError(f"--embeddings: {cfg.MODEL.META_ARCHITECTURE} has no zero-shot classifier, so its "
+                raise DeticError(f"--embeddings: {type(model).__name__} has no zero-shot classifier, so its "
                                  "detections have no classifier-space embeddings")
             self.scorer = keep()
-        self.min_size = cfg.INPUT.MIN_SIZE_TEST
-        self.max_size = cfg.INPUT.MAX_SIZE_TEST
-        self.input_format = cfg.INPUT.FORMAT
+        self.inputs = inputs
 
     @property
     def class_names(self) -> list[str]:
@@ -88,11 +89,11 @@ class Predictor:
             self.model.class_names = list(class_names)
 
     def _to_input(self, image_bgr: np.ndarray) -> dict:
-        """The demo's preprocessing: channel order of INPUT.FORMAT, shortest edge to MIN_SIZE_TEST
-        (longest capped at MAX_SIZE_TEST, PIL bilinear), float32 (3, H, W) in 0-255."""
+        """The demo's preprocessing: the channel order, shortest edge to `min_size` (longest capped at
+        `max_size`, PIL bilinear), float32 (3, H, W) in 0-255."""
         height, width = image_bgr.shape[:2]
-        image = image_bgr[:, :, ::-1] if self.input_format == "RGB" else image_bgr
-        image = resize_shortest_edge(np.ascontiguousarray(image), self.min_size, self.max_size)
+        image = image_bgr[:, :, ::-1] if self.inputs.channel_order == "RGB" else image_bgr
+        image = resize_shortest_edge(np.ascontiguousarray(image), self.inputs.min_size, self.inputs.max_size)
         tensor = torch.as_tensor(image.astype("float32").transpose(2, 0, 1))
         return {"image": tensor, "height": height, "width": width}
 

@@ -28,6 +28,7 @@ from detic_cli.engine.checkpointer import (
     restore_rng,
     save_checkpoint,
 )
+from detic_cli.engine.dist import all_gather_object
 from detic_cli.engine.lr_schedule import LRMultiplier
 from detic_cli.engine.optim import GradClip, clip_gradients
 from detic_cli.engine.train_metrics import MetricsLog, Window
@@ -58,16 +59,6 @@ def load_error_detail(exc: BaseException) -> str:
     lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
     useful = [line for line in lines if not line.endswith(":")] or lines or [type(exc).__name__]
     return useful[0][:200]
-
-
-def _gather(obj: Any, world_size: int) -> list[Any]:
-    if world_size == 1:
-        return [obj]
-    import torch.distributed as dist
-
-    out: list[Any] = [None] * world_size
-    dist.all_gather_object(out, obj)
-    return out
 
 
 class Trainer:
@@ -118,7 +109,7 @@ class Trainer:
                 "scaler": self.scaler.state_dict() if self.scaler is not None else None,
                 "iteration": iteration,
                 "data": {"batches": iteration + 1, "world_size": self.world_size, "seed": self.seed},
-                "rng": _gather(capture_rng(), self.world_size)}
+                "rng": all_gather_object(capture_rng(), self.world_size)}
 
     def _save(self, names: list[str], iteration: int) -> None:
         state = self.state(iteration)
@@ -284,7 +275,7 @@ class Trainer:
         return window_start
 
     def _write_metrics(self, done: int, window: Window, lr: float, speed: float, metrics: MetricsLog) -> None:
-        medians = _gather(window.medians(), self.world_size)
+        medians = all_gather_object(window.medians(), self.world_size)
         keys = dict.fromkeys(k for m in medians for k in m)
         record: dict[str, Any] = {"iteration": done, "lr": lr}
         record.update({k: sum(m[k] for m in medians if k in m) / sum(k in m for m in medians) for k in keys})

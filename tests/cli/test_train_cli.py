@@ -57,7 +57,7 @@ def _iterations(folder):
 
 
 def test_stop_resume_and_outputs(run_cli, train_args, backbone, tmp_path, monkeypatch):
-    import detic_cli.zoo.init_weights as init_weights
+    import detic_cli.engine.init_weights as init_weights
 
     monkeypatch.setattr(init_weights, "resolve_init_weights", lambda row, mirror=None: tmp_path / "none.pth")
     out = tmp_path / "run"
@@ -158,7 +158,11 @@ def test_torchrun_two_processes_on_cpu(train_args, backbone, tmp_path, datasets_
     assert _iterations(out) == [1, 2]
 
 
-def test_periodic_evaluation(run_cli, train_args, backbone, tmp_path):
+def test_periodic_evaluation(run_cli, train_args, backbone, tmp_path, datasets_root):
+    """Evaluation during training runs the model being trained: the same results and metrics as evaluating the
+    checkpoint saved at that iteration with `detic eval`'s job."""
+    from detic_cli.engine.evaluate import evaluate
+
     out = tmp_path / "run"
     evals = ["TEST.EVAL_PERIOD=1", 'DATASETS.TEST=("coco_2017_val",)', "MODEL.RESET_CLS_TESTS=True",
              'MODEL.TEST_CLASSIFIERS=("datasets/metadata/tiny_clip.npy",)', "INPUT.MIN_SIZE_TEST=96",
@@ -171,6 +175,19 @@ def test_periodic_evaluation(run_cli, train_args, backbone, tmp_path):
     assert [r["iteration"] for r in scored] == [1] and "coco_2017_val/segm/AP" in scored[0]
     assert (out / "inference" / "iter_0000001" / "coco_2017_val" / "results.json").is_file()
     assert not list((out / "inference").glob(".weights*"))
+    report = evaluate(config=out / "config.yaml", weights=out / "model_0000000.pth", dataset="coco_2017_val",
+                      vocab=np.load(datasets_root / "metadata" / "tiny_clip.npy"), output_dir=tmp_path / "eval",
+                      device="cpu")
+    during = {k.split("/", 1)[1]: v for k, v in scored[0].items() if k.startswith("coco_2017_val/")}
+    assert during.keys() == report.metrics.keys()
+    assert all(np.isnan(v) if during[k] is None else np.isclose(during[k], v, equal_nan=True)
+               for k, v in report.metrics.items())
+    trained = json.loads((out / "inference" / "iter_0000001" / "coco_2017_val" / "results.json").read_text())
+    saved = json.loads((report.output_dir / "results.json").read_text())
+    assert trained and len(trained) == len(saved)
+    for a, b in zip(trained, saved):
+        assert a["image_id"] == b["image_id"] and a["category_id"] == b["category_id"]
+        assert np.allclose(a["bbox"], b["bbox"], atol=1e-3) and abs(a["score"] - b["score"]) < 1e-5
     code, _, err = run_cli("train", *train_args, "TEST.EVAL_PERIOD=2", 'DATASETS.TEST=("lvis_v1_val",)',
                            "--output-dir", tmp_path / "other")
     assert code == 1 and "lvis_v1_val" in _errors(err)[0]  # checked before training starts

@@ -8,9 +8,9 @@ import torch
 import torchvision
 
 from detic_cli.checkpoint.safe_load import read_checkpoint
-from detic_cli.cli.train import train_init_weights
 from detic_cli.config import load_config
 from detic_cli.engine.backbone_weights import converted_asset
+from detic_cli.engine.init_weights import train_init_weights
 from detic_cli.errors import DeticError
 from detic_cli.zoo import cache
 from detic_cli.zoo.resolve import config_path, find_backbone

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from detic_cli.cli.train import progress_line
-from detic_cli.cli.train_inputs import check_datasets, side_files
 from detic_cli.config import load_config
 from detic_cli.data.prepare.registry import target_making
 from detic_cli.data.synthetic import IMAGE_DIR, make_detection_dataset
+from detic_cli.engine.train_inputs import check_datasets, side_files
 from detic_cli.engine.trainer import StepInfo
 from detic_cli.errors import DeticError
 from detic_cli.zoo.resolve import config_path
@@ -73,7 +73,7 @@ def test_caption_models_get_the_pretrained_text_tower(parity_clip):
     import torch
     from torch import nn
 
-    from detic_cli.cli.train_inputs import fill_text_encoder
+    from detic_cli.engine.train_inputs import fill_text_encoder
     from detic_cli.modeling.text.text_encoder import TextEncoder
     from detic_cli.vocab.clip_encoder import load_text_encoder
 
@@ -91,7 +91,7 @@ def test_caption_models_get_the_pretrained_text_tower(parity_clip):
 def test_wrong_clip_file_is_one_line(parity_clip):
     from torch import nn
 
-    from detic_cli.cli.train_inputs import fill_text_encoder
+    from detic_cli.engine.train_inputs import fill_text_encoder
     from detic_cli.errors import DeticError
     from detic_cli.modeling.text.text_encoder import TextEncoder
 

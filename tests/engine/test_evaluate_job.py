@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from detic_cli.data.catalog import resolve_dataset
+from detic_cli.engine.dist import DistInfo
 from detic_cli.engine.evaluate import run_job
 from detic_cli.engine.evaluate_job import (
-    DistInfo,
     EvaluateJob,
     iou_types,
     load_ground_truth,

@@ -13,7 +13,7 @@ from detic_cli.checkpoint.load import is_derived
 from detic_cli.config import load_config
 from detic_cli.data.image_io import read_image_bgr
 from detic_cli.data.transforms import resize_image
-from detic_cli.engine.predictor import Predictor
+from detic_cli.engine.model_setup import predictor_from_config
 from tests.conftest import SHARED, shared_params
 
 MANIFESTS = json.loads((SHARED / "parity/manifests.json").read_text()) if SHARED.is_dir() else {}
@@ -42,8 +42,8 @@ def test_config_builds_loads_and_detects(config_name, shared_dir):
     vocab = None
     if cfg.MODEL.META_ARCHITECTURE == "CustomRCNN":
         vocab = np.load(shared_dir / "detic-metadata/coco_clip_a+cname.npy")
-    predictor = Predictor(cfg, weights=_parity_weights().parity_state_dict(manifest, seed=0),
-                          device=torch.device("cpu"), embeddings=vocab)
+    predictor = predictor_from_config(cfg, weights=_parity_weights().parity_state_dict(manifest, seed=0),
+                                      device=torch.device("cpu"), embeddings=vocab)
     ours = {k: tuple(v.shape) for k, v in predictor.model.state_dict().items() if not is_derived(k)}
     assert ours == learned
     image = resize_image(read_image_bgr(shared_dir / "parity/images/chelsea.jpg"), (150, 226))

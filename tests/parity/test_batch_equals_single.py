@@ -8,7 +8,8 @@ import torch
 from detic_cli.config import load_config
 from detic_cli.data.image_io import read_image_bgr
 from detic_cli.data.transforms import resize_image
-from detic_cli.engine.predictor import Predictor, same_size_groups
+from detic_cli.engine.model_setup import predictor_from_config
+from detic_cli.engine.predictor import same_size_groups
 
 CONFIG = "Detic_LCOCOI21k_CLIP_R18_640b32_4x_ft4x_max-size.yaml"
 
@@ -21,8 +22,8 @@ def test_same_size_groups_keep_first_seen_order():
 def test_mixed_sizes_in_one_batch_equal_single_images(shared_dir, parity_checkpoint):
     cfg = load_config(shared_dir / "detic-reference/configs" / CONFIG,
                       ["INPUT.MIN_SIZE_TEST=160", "INPUT.MAX_SIZE_TEST=320", "MODEL.ROI_HEADS.SCORE_THRESH_TEST=0.3"])
-    predictor = Predictor(cfg, weights=parity_checkpoint(CONFIG, 0), device=torch.device("cpu"),
-                          embeddings=np.load(shared_dir / "detic-metadata/coco_clip_a+cname.npy"))
+    predictor = predictor_from_config(cfg, weights=parity_checkpoint(CONFIG, 0), device=torch.device("cpu"),
+                                      embeddings=np.load(shared_dir / "detic-metadata/coco_clip_a+cname.npy"))
     cat = read_image_bgr(shared_dir / "parity/images/chelsea.jpg")
     # 160 x 240 and 160 x 200 network inputs: padded to 160 x 256 and 160 x 224 alone, differently together
     wide, narrow = resize_image(cat, (100, 150)), resize_image(cat[:, 50:], (120, 150))

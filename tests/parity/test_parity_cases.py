@@ -114,12 +114,13 @@ def test_intermediates_match_reference(path, parity_checkpoint):
     """Network input size, FPN (or res4) statistics per level, and the first 50 proposals."""
     from detic_cli.config import load_config
     from detic_cli.data.image_io import read_image_bgr
-    from detic_cli.engine.predictor import Predictor
+    from detic_cli.engine.model_setup import predictor_from_config
 
     case = _read(path)
-    predictor = Predictor(load_config(SHARED / CONFIGS / case["config"]),
-                          weights=parity_checkpoint(case["config"], case["seed"]), device=torch.device("cpu"),
-                          embeddings=np.load(SHARED / case["vocab"]) if case.get("vocab") else None)
+    predictor = predictor_from_config(load_config(SHARED / CONFIGS / case["config"]),
+                                      weights=parity_checkpoint(case["config"], case["seed"]),
+                                      device=torch.device("cpu"),
+                                      embeddings=np.load(SHARED / case["vocab"]) if case.get("vocab") else None)
     model, expected = predictor.model, case["expected"]["intermediate"]
     images = model.preprocess_image(predictor.prepare([read_image_bgr(SHARED / case["image"])]))
     assert list(images.tensor.shape[-2:]) == expected["input_hw"]

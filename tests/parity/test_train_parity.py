@@ -144,8 +144,8 @@ def _trainer(case: dict, folder: Path, out: Path):
     """The model (parity weights loaded as an official checkpoint), optimizer, schedule and clipping of
     `detic train`, in a Trainer like the one the command runs."""
     from detic_cli.checkpoint.load import load_state_dict
-    from detic_cli.cli.train_inputs import load_classifier
     from detic_cli.engine.build import amp_mode
+    from detic_cli.engine.train_inputs import load_classifier
     from detic_cli.engine.train_setup import build_train_parts
     from detic_cli.engine.trainer import Trainer
 

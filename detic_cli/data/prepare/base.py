@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from detic_cli.errors import DeticError
-from detic_cli.zoo.progress import NullProgress, Progress
+from detic_cli.progress import NullProgress, Progress
 
 __all__ = ["NullProgress", "Progress", "PrepareFn", "Target", "begin", "missing_inputs", "output_paths"]
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from detic_cli.zoo.progress import NullProgress
+from detic_cli.progress import NullProgress
 
 # LVIS v1 ids of real categories used below.
 LVIS = {"aerosol_can": 1, "airplane": 3, "bat_(animal)": 64, "cow": 80, "bicycle": 94, "cat": 225, "dog": 378,

@@ -1,15 +1,18 @@
 """Evaluation during `detic train` (TEST.EVAL_PERIOD > 0): the model being trained on DATASETS.TEST.
 
 As the original `do_test`: each named test dataset is evaluated with MODEL.TEST_CLASSIFIERS[d] when
-MODEL.RESET_CLS_TESTS is set, else with the dataset's own built-in vocabulary. A separate inference
-model is built from the weights of the moment, in memory (the training model and its vocabulary
-stay untouched). Results land in `OUTPUT/inference/iter_NNNNNNN/<dataset>/` and as
-`<dataset>/<metric>` fields of a metrics.json line. Datasets and vocabularies are checked when
-training starts, not when the first evaluation comes.
+MODEL.RESET_CLS_TESTS is set, else with the dataset's own built-in vocabulary. The model being trained
+runs the evaluation itself (eval mode, no gradients; no second model is built): its training vocabulary,
+buffers and train mode are put back afterwards. The one evaluation job (`engine.evaluate.run_job`) writes
+the results to `OUTPUT/inference/iter_NNNNNNN/<dataset>/`; the metrics become `<dataset>/<metric>` fields
+of a metrics.json line. Datasets and vocabularies are checked when training starts, not when the first
+evaluation comes.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,15 +21,19 @@ import numpy as np
 import torch
 from torch import nn
 
-from detic_cli.cli.common import resolve_classifier
 from detic_cli.config import CfgNode
 from detic_cli.data.catalog import LAYOUTS, Dataset, resolve_dataset
 from detic_cli.data.paths import dataset_path
-from detic_cli.engine.evaluate_job import DistInfo, EvaluateJob, barrier, iou_types, load_ground_truth
+from detic_cli.engine.dist import DistInfo
+from detic_cli.engine.evaluate import DEFAULT_VOCAB, run_job
+from detic_cli.engine.evaluate_job import EvaluateJob, iou_types, load_ground_truth
+from detic_cli.engine.model_setup import input_settings, resolve_classifier
+from detic_cli.engine.predictor import InputSettings, Predictor
 from detic_cli.engine.trainer import EvalFn
 from detic_cli.errors import DeticError
+from detic_cli.progress import NullProgress
 
-DEFAULT_VOCAB = {"lvis": "lvis", "coco": "coco", "ovcoco": "coco", "objects365": "objects365", "oid": "openimages"}
+__all__ = ["periodic_eval", "training_state_kept"]
 
 
 @dataclass
@@ -67,30 +74,51 @@ def _target(cfg: CfgNode, index: int, name: str, device: torch.device, mirror: s
     return _Target(dataset, gt, embeddings, names, iou_types(dataset, gt, bool(cfg.MODEL.MASK_ON)))
 
 
+@contextmanager
+def training_state_kept(model: nn.Module) -> Iterator[None]:
+    """Run the block on `model`, then put back what inference may change: each module's train/eval mode, its
+    buffers (the very tensors: a vocabulary swap replaces the classifier's buffer) and the class names."""
+    modes = [(m, m.training) for m in model.modules()]
+    buffers = [(m, name, buf) for m in model.modules() for name, buf in m.named_buffers(recurse=False)]
+    names = getattr(model, "class_names", None)
+    try:
+        yield
+    finally:
+        for module, name, buf in buffers:
+            if getattr(module, name) is not buf:
+                setattr(module, name, buf)
+        for module, training in modes:
+            module.training = training
+        if names is not None:
+            model.class_names = names
+
+
+def _evaluate_once(model: nn.Module, targets: list[_Target], inputs: InputSettings, *, folder: Path,
+                   device: torch.device, dist: DistInfo) -> dict[str, float]:
+    results: dict[str, float] = {}
+    with training_state_kept(model):
+        for t in targets:
+            predictor = Predictor(model, inputs=inputs, device=device, embeddings=t.embeddings, class_names=t.names)
+            job = EvaluateJob(predictor, t.dataset, t.gt, folder / t.dataset.name, with_masks="segm" in t.types,
+                              dist=dist)
+            report = run_job(job, t.types, NullProgress())
+            results.update({f"{t.dataset.name}/{k}": float(v) for k, v in report.metrics.items()})
+    return results
+
+
 def periodic_eval(cfg: CfgNode, *, output_dir: Path, device: torch.device, dist: DistInfo,
                   mirror: str | None = None) -> EvalFn | None:
-    """The trainer's eval_fn for TEST.EVAL_PERIOD > 0 (None when it is 0)."""
+    """The trainer's eval_fn for TEST.EVAL_PERIOD > 0 (None when it is 0): called with the model being trained
+    (not wrapped in DDP) on every process, each evaluating its share of the images; rank 0 scores."""
     if cfg.TEST.EVAL_PERIOD <= 0:
         return None
     if not cfg.DATASETS.TEST:
         raise DeticError("TEST.EVAL_PERIOD > 0 but DATASETS.TEST is empty")
     targets = [_target(cfg, i, name, device, mirror) for i, name in enumerate(cfg.DATASETS.TEST)]
+    inputs = input_settings(cfg)
 
     def evaluate(model: nn.Module, done: int) -> dict[str, float]:
-        from detic_cli.engine.predictor import Predictor
-
-        weights = model.state_dict()
-        results: dict[str, float] = {}
-        for t in targets:
-            predictor = Predictor(cfg, weights=weights, device=device, embeddings=t.embeddings, class_names=t.names)
-            job = EvaluateJob(predictor, t.dataset, t.gt, output_dir / "inference" / f"iter_{done:07d}" /
-                              t.dataset.name, with_masks="segm" in t.types, dist=dist)
-            job.run()
-            barrier(dist)
-            if dist.is_main:
-                scores = job.score(job.merge(), t.types)
-                results.update({f"{t.dataset.name}/{k}": float(v) for k, v in scores.items()})
-            del predictor
-        return results
+        return _evaluate_once(model, targets, inputs, folder=output_dir / "inference" / f"iter_{done:07d}",
+                              device=device, dist=dist)
 
     return evaluate
