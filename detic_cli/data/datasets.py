@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
+from detic_cli.data.image_io import oriented_size
 from detic_cli.data.train_catalog import TrainDataset
 from detic_cli.errors import DeticError
 from detic_cli.utils import read_dataset_json
@@ -166,13 +166,9 @@ def _coco_url_is_flat(images: list[dict[str, Any]], image_root: Path) -> bool:
 def image_size(path: Path) -> tuple[int, int]:
     """(height, width) from the file header, after EXIF orientation."""
     try:
-        with Image.open(path) as img:
-            width, height = img.size
-            if img.getexif().get(0x0112) in (5, 6, 7, 8):
-                width, height = height, width
+        return oriented_size(path)
     except (OSError, ValueError) as exc:
         raise DeticError(f"{path}: cannot read the image size ({exc}); add height/width to the json") from exc
-    return height, width
 
 
 def drop_images_without_boxes(records: list[Record]) -> list[Record]:

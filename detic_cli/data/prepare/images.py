@@ -10,6 +10,8 @@ from typing import IO
 
 from PIL import Image, UnidentifiedImageError
 
+from detic_cli.data.image_io import oriented_size
+
 IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png", ".bmp", ".webp")
 _GZIP_MAGIC = b"\x1f\x8b"
 
@@ -31,13 +33,9 @@ def header_size(handle: IO[bytes]) -> tuple[int, int] | None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            with Image.open(handle) as img:
-                width, height = img.size
-                if img.getexif().get(0x0112) in (5, 6, 7, 8):
-                    width, height = height, width
+            return oriented_size(handle)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
         return None
-    return height, width
 
 
 def file_size(path: Path) -> tuple[int, int] | None:
