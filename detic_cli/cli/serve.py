@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import typer
@@ -60,4 +61,9 @@ def serve(
     info = service.info
     _err.print(f"serve: {info.name} on {info.device}, {len(service.vocabs.default.names)} classes; "
                f"http://{host}:{port}/docs", highlight=False, soft_wrap=True)
-    uvicorn.Server(uvicorn.Config(create_app(service), host=host, port=port, log_level="info")).run()
+    server = uvicorn.Server(uvicorn.Config(create_app(service), host=host, port=port, log_level="info"))
+    # uvicorn drains the requests in flight on SIGTERM, then re-raises the signal under the handler found
+    # here: a drained shutdown ends the command normally (exit 0) instead of by the signal.
+    signal.signal(signal.SIGTERM, lambda *_: None)
+    server.run()
+    _err.print("serve: stopped", highlight=False)
