@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("DETIC_SHARED", REPO.parent / "shared"))
@@ -75,6 +76,21 @@ class ParityKeys:
     def weights(self, keys: dict[str, tuple[int, ...]], prefix: str, seed: int = 0) -> dict:
         full = self.module.parity_state_dict({prefix + k: list(s) for k, s in keys.items()}, seed)
         return {k[len(prefix):]: v for k, v in full.items()}
+
+
+class OriginalChannelNorm(torch.nn.Module):
+    """What the original's timm 0.5.4 LayerNorm2d computes on a channels-last input (every ConvNeXt stage
+    output, so before each downsampling conv): the variance over the channels with Bessel's correction,
+    where timm 1.x's LayerNorm2d uses the biased one. Wraps a timm 1.x norm to build the original's maths."""
+
+    def __init__(self, norm: torch.nn.LayerNorm) -> None:
+        super().__init__()
+        self.norm = norm
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        var, mean = torch.var_mean(x, dim=1, keepdim=True, unbiased=True)
+        y = (x - mean) / torch.sqrt(var + self.norm.eps)
+        return y * self.norm.weight[:, None, None] + self.norm.bias[:, None, None]
 
 
 @pytest.fixture(scope="session")

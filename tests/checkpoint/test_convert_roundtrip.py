@@ -15,6 +15,7 @@ from detic_cli.checkpoint.io import read_state_dict
 from detic_cli.modeling.backbone.resnet import ResNet
 from detic_cli.modeling.backbone.swin import SwinTransformer, build_swin
 from tests.checkpoint.conftest import randomise_norms
+from tests.conftest import OriginalChannelNorm
 
 X = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
 
@@ -147,20 +148,6 @@ def _official_convnext(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-class _UnbiasedChannelNorm(torch.nn.Module):
-    """timm 0.5.4's LayerNorm2d on a channels-last input (every ConvNeXt stage output): variance over the
-    channels with Bessel's correction, where timm 1.x's LayerNorm2d uses the biased one."""
-
-    def __init__(self, norm: torch.nn.LayerNorm) -> None:
-        super().__init__()
-        self.norm = norm
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        var, mean = torch.var_mean(x, dim=1, keepdim=True, unbiased=True)
-        y = (x - mean) / torch.sqrt(var + self.norm.eps)
-        return y * self.norm.weight[:, None, None] + self.norm.bias[:, None, None]
-
-
 @torch.no_grad()
 def test_convnext_tiny_official_and_timm_layouts(tmp_path, detector):
     src = timm.create_model("convnext_tiny").eval()
@@ -174,7 +161,7 @@ def test_convnext_tiny_official_and_timm_layouts(tmp_path, detector):
     assert set(conv.unused) == {"norm.weight", "norm.bias", "head.fc.weight", "head.fc.bias"}
     assert convert_state_dict(src.state_dict()).state.keys() == conv.state.keys()
     for stage in list(src.stages)[1:]:  # the original's timm 0.5.4 normalises here with the unbiased variance
-        stage.downsample[0] = _UnbiasedChannelNorm(stage.downsample[0])
+        stage.downsample[0] = OriginalChannelNorm(stage.downsample[0])
     x, expected = src.stem(X), {}
     for s, stage in enumerate(src.stages):
         x = expected[f"layer{s + 1}"] = stage(x)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from detic_cli.modeling.backbone.convnext import TimmConvNeXt
+from detic_cli.modeling.backbone.convnext import LayerNorm2d, TimmConvNeXt
+from tests.conftest import OriginalChannelNorm
 
 CONFIG = "Detic_LCOCOI21k_CLIP_CXT21k_640b32_4x_ft4x_max-size.yaml"
 PREFIX = "backbone.bottom_up."
@@ -56,6 +57,9 @@ def test_matches_timm_convnext(weights: dict[str, torch.Tensor]) -> None:
     timm = pytest.importorskip("timm")
     ref = timm.create_model("convnext_tiny", features_only=True, out_indices=(1, 2, 3), pretrained=False).eval()
     ref.load_state_dict({k[len("base.") :]: v for k, v in weights.items()}, strict=True)
+    for s in (1, 2, 3):  # the original (timm 0.5.4) normalises there with the unbiased variance
+        stage = getattr(ref, f"stages_{s}")
+        stage.downsample[0] = OriginalChannelNorm(stage.downsample[0])
     model = TimmConvNeXt().eval()
     model.load_state_dict(weights, strict=True)
     torch.manual_seed(0)
@@ -64,6 +68,26 @@ def test_matches_timm_convnext(weights: dict[str, torch.Tensor]) -> None:
         ours, theirs = model(x), ref(x)
     for got, want in zip(ours.values(), theirs, strict=True):
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4 * float(want.abs().max()))
+
+
+def test_downsample_norm_is_the_originals() -> None:
+    """The norm before each downsampling divides the channel variance by C - 1 (timm 0.5.4 on channels-last
+    maps); the stem's divides by C; a 1 x 1 map (contiguous in both layouts) keeps the biased variance."""
+    torch.manual_seed(0)
+    norm = LayerNorm2d(8, unbiased=True)
+    torch.nn.init.normal_(norm.weight)
+    torch.nn.init.normal_(norm.bias)
+    x = torch.randn(2, 8, 3, 5)
+    with torch.no_grad():
+        torch.testing.assert_close(norm(x), OriginalChannelNorm(norm)(x))
+        biased = torch.nn.functional.layer_norm(x.permute(0, 2, 3, 1), (8,), norm.weight, norm.bias, norm.eps)
+        assert not torch.allclose(norm(x), biased.permute(0, 3, 1, 2), rtol=1e-3, atol=1e-3)
+        one = x[:, :, :1, :1]
+        want = torch.nn.functional.layer_norm(one.permute(0, 2, 3, 1), (8,), norm.weight, norm.bias, norm.eps)
+        torch.testing.assert_close(norm(one), want.permute(0, 3, 1, 2))
+    model = TimmConvNeXt(out_levels=(2, 3, 4))
+    assert not model.base.stem_1.unbiased
+    assert all(getattr(model.base, f"stages_{s}").downsample[0].unbiased for s in (1, 2, 3))
 
 
 def test_drop_path_only_in_training() -> None:
