@@ -83,11 +83,10 @@ def detect(
                   threshold=threshold, class_thresholds=class_threshold, pred_all_class=pred_all_class,
                   device=device, mirror=mirror)
     if _onnx_backend(backend, onnx, torch_only={"--model": model, "--config": config, "--weights": weights,
-                                                "--amp": amp != "off", "--embeddings": embeddings,
-                                                "KEY=VALUE overrides": overrides}):
+                                                "--amp": amp != "off", "--embeddings": embeddings}):
         from detic_cli.export.build import load_ort_predictor
 
-        predictor, thresholds = load_ort_predictor(onnx=onnx, **common)
+        predictor, thresholds = load_ort_predictor(onnx=onnx, overrides=overrides, **common)
     else:
         predictor, thresholds = load_predictor(model=model, config=config, weights=weights, overrides=overrides,
                                                amp=amp, embeddings=embeddings, **common)

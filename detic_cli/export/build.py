@@ -42,6 +42,14 @@ def export_refusal(cfg: CfgNode) -> str | None:
     return None
 
 
+def size_refusal(cfg: CfgNode, settings: ExportSettings) -> str | None:
+    """Why the model of `cfg` needs a fixed --size (None: a dynamic size traces)."""
+    if settings.size is None and "swin" in cfg.MODEL.BACKBONE.NAME.lower():
+        return ("Swin-B cannot be exported with a dynamic image size: its shifted-window attention masks are "
+                "traced for one input size; export with --size H W")
+    return None
+
+
 def sidecar_metadata(cfg: CfgNode, *, config: Path, weights: Path) -> dict:
     """What a user of the .onnx needs besides the graph: the config, weights, input and output settings."""
     return {
@@ -69,7 +77,7 @@ def export_model(*, config: Path, weights: Path, out: Path, settings: ExportSett
     vocabulary `vocab` (default lvis) runs the probe check, and any vocabulary can be fed at run time."""
     check_settings(settings)
     cfg = detect_config(config, overrides, threshold, pred_all_class)
-    if (reason := export_refusal(cfg)) is not None:
+    if (reason := export_refusal(cfg) or size_refusal(cfg, settings)) is not None:
         raise DeticError(reason)
     if not weights.is_file():
         raise DeticError(f"--weights {weights}: no such file")
@@ -98,23 +106,40 @@ def read_sidecar(onnx_path: Path) -> dict:
     return meta
 
 
-def config_from_dict(tree: Mapping) -> CfgNode:
-    """The CfgNode of a recorded `to_dict()` (checked against the defaults like any YAML)."""
+RUNTIME_KEYS = ("INPUT.MIN_SIZE_TEST", "INPUT.MAX_SIZE_TEST")  # resizing happens outside the graph
+
+
+def config_from_dict(tree: Mapping, overrides: list[str] | None = None) -> CfgNode:
+    """The CfgNode of a recorded `to_dict()` (checked against the defaults like any YAML), then `overrides`."""
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "config.yaml"
         path.write_text(yaml.safe_dump(dict(tree)))
-        return load_config(path)
+        return load_config(path, overrides)
+
+
+def _check_overrides(overrides: list[str], meta: dict, name: str) -> None:
+    """Only the resize sizes may change at run time, and only on a model with a dynamic image input."""
+    for word in overrides:
+        key = word.split("=", 1)[0]
+        if key not in RUNTIME_KEYS:
+            raise DeticError(f"{word}: {name} has its config built into the graph; only {' and '.join(RUNTIME_KEYS)}"
+                             " can change at run time (re-export for other keys)")
+        if meta.get("input_size"):
+            raise DeticError(f"{word}: {name} was exported for a fixed {meta['input_size'][0]}x"
+                             f"{meta['input_size'][1]} input; export with --dynamic to resize differently")
 
 
 def load_ort_predictor(*, onnx: Path, vocab: VocabSpec = None, vocab_names: Path | None = None,
                        vocab_file: Path | None = None, clip_checkpoint: Path | None = None, threshold: float = 0.5,
                        class_thresholds: str | Mapping[str, float] | None = None, pred_all_class: bool = False,
-                       device: str = "auto", threads: int | None = None,
+                       overrides: list[str] | None = None, device: str = "auto", threads: int | None = None,
                        mirror: str | None = None) -> tuple[OrtPredictor, ClassThresholds]:
     """The onnxruntime predictor of an exported model and the per-class thresholds over it; the vocabulary
-    is resolved as `detect` resolves it and fed to the graph at run time."""
+    is resolved as `detect` resolves it and fed to the graph at run time. `overrides` may change the
+    resizing (RUNTIME_KEYS) of a dynamic-size model."""
     meta = read_sidecar(onnx)
-    cfg = config_from_dict(meta["config"])
+    _check_overrides(list(overrides or []), meta, onnx.name)
+    cfg = config_from_dict(meta["config"], list(overrides or []))
     thresholds = parse_class_thresholds(class_thresholds, threshold)
     if thresholds.model_threshold < meta["score_threshold"] - 1e-9:
         raise DeticError(f"--threshold {thresholds.model_threshold}: {onnx.name} was exported with threshold "
