@@ -42,11 +42,11 @@ def export_refusal(cfg: CfgNode) -> str | None:
     return None
 
 
-def size_refusal(cfg: CfgNode, settings: ExportSettings) -> str | None:
-    """Why the model of `cfg` needs a fixed --size (None: a dynamic size traces)."""
-    if settings.size is None and "swin" in cfg.MODEL.BACKBONE.NAME.lower():
-        return ("Swin-B cannot be exported with a dynamic image size: its shifted-window attention masks are "
-                "traced for one input size; export with --size H W")
+def backbone_refusal(cfg: CfgNode) -> str | None:
+    """Why the backbone of `cfg` cannot be exported yet (None: it can)."""
+    if "swin" in cfg.MODEL.BACKBONE.NAME.lower():
+        return ("Swin-B cannot be exported yet: its traced shifted-window attention mask does not broadcast in "
+                "onnxruntime (shape inference fails on the attention bias add)")
     return None
 
 
@@ -77,7 +77,7 @@ def export_model(*, config: Path, weights: Path, out: Path, settings: ExportSett
     vocabulary `vocab` (default lvis) runs the probe check, and any vocabulary can be fed at run time."""
     check_settings(settings)
     cfg = detect_config(config, overrides, threshold, pred_all_class)
-    if (reason := export_refusal(cfg) or size_refusal(cfg, settings)) is not None:
+    if (reason := export_refusal(cfg) or backbone_refusal(cfg)) is not None:
         raise DeticError(reason)
     if not weights.is_file():
         raise DeticError(f"--weights {weights}: no such file")
