@@ -30,8 +30,9 @@ def serve(
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda[:N]"),
     amp: str = typer.Option("off", "--amp", help="off | fp16 | bf16 (the backbone in half precision)."),
     threshold: float = typer.Option(0.5, "--threshold", "-t", help="Score threshold of requests that give none."),
-    min_threshold: float = typer.Option(0.1, "--min-threshold", help="The lowest threshold a request may ask for "
-                                                                     "(the model's score cut; lower costs more)."),
+    min_threshold: float | None = typer.Option(None, "--min-threshold", help="The lowest threshold a request may "
+                                               "ask for: the model's score cut (default 0.1, or --threshold if lower; "
+                                               "lower costs more)."),
     max_batch: int = typer.Option(8, "--max-batch", min=1, help="Requests per forward pass (1: no batching)."),
     max_wait_ms: float = typer.Option(10.0, "--max-wait-ms", min=0, help="How long a request waits for others "
                                                                          "to share its forward pass."),
@@ -53,7 +54,8 @@ def serve(
     if bad:
         raise DeticError(f"{bad[0]!r}: serve takes no inputs; trailing words are KEY.PATH=VALUE config overrides")
     limits = Limits(max_upload_bytes=int(max_upload_mb * (1 << 20)), max_pixels=int(max_pixels),
-                    max_classes=max_classes, min_threshold=min_threshold, default_threshold=threshold)
+                    max_classes=max_classes, default_threshold=threshold,
+                    min_threshold=min(0.1, threshold) if min_threshold is None else min_threshold)
     inference_amp(amp)
     service = build_service(model=model, config=config, weights=weights, vocab=vocab, overrides=overrides or [],
                             clip_checkpoint=clip_checkpoint, device=device, amp=amp, mirror=mirror, limits=limits,
