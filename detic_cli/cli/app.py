@@ -36,7 +36,8 @@ def _root(
 
 def _register() -> None:
     # Each subcommand module adds itself to `app` when imported.
-    from detic_cli.cli import build_vocab, convert, cross_eval, data, detect, evaluate, serve, train, zoo  # noqa: F401
+    from detic_cli.cli import (  # noqa: F401
+        build_vocab, convert, cross_eval, data, detect, evaluate, export, serve, train, zoo)
 
 
 def _quiet_opencv() -> None:
