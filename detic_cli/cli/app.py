@@ -36,8 +36,7 @@ def _root(
 
 def _register() -> None:
     # Each subcommand module adds itself to `app` when imported.
-    from detic_cli.cli import (  # noqa: F401
-        build_vocab, convert, cross_eval, data, detect, evaluate, export, serve, train, zoo)
+    from detic_cli.cli import build_vocab, convert, cross_eval, data, detect, evaluate, export, serve, train, zoo  # noqa: F401
 
 
 def _quiet_opencv() -> None:
