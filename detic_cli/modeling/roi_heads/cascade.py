@@ -9,6 +9,8 @@ mask head trains on the stage-0 foreground proposals. Weakly annotated batches g
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -90,6 +92,25 @@ class DeticCascadeROIHeads(nn.Module):
             pooled = _ScaleGradient.apply(pooled, grad_scale)
         return self.box_head[stage](pooled)
 
+    def run_cascade(self, proposals: list[Instances],
+                    step: Callable[[int, list[Instances]], list[torch.Tensor]], *, drop_empty: bool = False,
+                    relabel: Callable[[int, list[Instances]], list[Instances]] | None = None) -> None:
+        """The stage loop shared by inference, box losses and image-label losses.
+
+        Stage 0 runs `step(0, proposals)`; stage k > 0 runs on stage k - 1's predicted boxes (per image
+        (R, 4) XYXY, what `step` returns) clipped to the image, keeping each box's objectness logit;
+        `drop_empty` (training) drops boxes with a zero-length side, and `relabel(k, proposals)` (box
+        losses) matches them to the ground truth at stage k's IoU.
+        """
+        image_sizes = [p.image_size for p in proposals]
+        boxes = step(0, proposals)
+        for k in range(1, self.num_stages):
+            proposals = _proposals_from_boxes(boxes, image_sizes, [p.objectness_logits for p in proposals],
+                                              drop_empty=drop_empty)
+            if relabel is not None:
+                proposals = relabel(k, proposals)
+            boxes = step(k, proposals)
+
     def forward(self, features: dict[str, torch.Tensor], proposals: list[Instances]) -> list[Instances]:
         feats = [features[f] for f in self.in_features]
         image_sizes = [p.image_size for p in proposals]
@@ -97,15 +118,18 @@ class DeticCascadeROIHeads(nn.Module):
         stage_probs: list[list[torch.Tensor]] = []
         embeddings: list[torch.Tensor] = []
         boxes: list[torch.Tensor] = []
-        for k in range(self.num_stages):
-            if k > 0:
-                proposals = _proposals_from_boxes(boxes, image_sizes, proposal_scores)
-            x = self.stage_features(feats, proposals, k)
+
+        def step(k: int, stage_proposals: list[Instances]) -> list[torch.Tensor]:
+            nonlocal boxes
+            x = self.stage_features(feats, stage_proposals, k)
             logits, deltas = self.box_predictor[k](x)
             if self.keep_embeddings:
                 embeddings.append(self.box_predictor[k].cls_score.embed(torch.flatten(x, start_dim=1)))
-            boxes = self.box_predictor[k].predict_boxes(deltas, proposals)
-            stage_probs.append(self.box_predictor[k].predict_probs(logits, proposals))
+            boxes = self.box_predictor[k].predict_boxes(deltas, stage_proposals)
+            stage_probs.append(self.box_predictor[k].predict_probs(logits, stage_proposals))
+            return boxes
+
+        self.run_cascade(proposals, step)
         scores = [sum(per_image) / self.num_stages for per_image in zip(*stage_probs)]
         if self.mult_proposal_score:
             scores = [(s * ps[:, None]) ** 0.5 for s, ps in zip(scores, proposal_scores)]
@@ -166,19 +190,20 @@ class DeticCascadeROIHeads(nn.Module):
         """Per-stage losses; `proposals` are the labelled stage-0 samples."""
         batch = batch or BatchClassifier()
         feats = [features[f] for f in self.in_features]
-        image_sizes = [p.image_size for p in proposals]
         losses: dict[str, torch.Tensor] = {}
-        boxes: list[torch.Tensor] = []
-        for k in range(self.num_stages):
-            if k > 0:
-                proposals = _proposals_from_boxes(boxes, image_sizes, [p.objectness_logits for p in proposals],
-                                                  drop_empty=True)
-                proposals = match_and_label(proposals, gt_instances, iou_threshold=self.stage_ious[k],
-                                            num_classes=num_classes)
-            logits, deltas = self.run_stage(feats, proposals, k, batch.classifier, grad_scale=1.0 / self.num_stages)
-            boxes = self.box_predictor[k].predict_boxes(deltas, proposals)
-            stage = self.losses(logits, deltas, batch.remap(proposals), self.box_predictor[k].box2box_transform)
+
+        def relabel(k: int, stage_proposals: list[Instances]) -> list[Instances]:
+            return match_and_label(stage_proposals, gt_instances, iou_threshold=self.stage_ious[k],
+                                   num_classes=num_classes)
+
+        def step(k: int, stage_proposals: list[Instances]) -> list[torch.Tensor]:
+            logits, deltas = self.run_stage(feats, stage_proposals, k, batch.classifier,
+                                            grad_scale=1.0 / self.num_stages)
+            stage = self.losses(logits, deltas, batch.remap(stage_proposals), self.box_predictor[k].box2box_transform)
             losses.update({f"{name}_stage{k}": value for name, value in stage.items()})
+            return self.box_predictor[k].predict_boxes(deltas, stage_proposals)
+
+        self.run_cascade(proposals, step, drop_empty=True, relabel=relabel)
         return losses
 
     def forward_image_labels(self, features: dict[str, torch.Tensor], proposals: list[Instances],
@@ -196,18 +221,16 @@ class DeticCascadeROIHeads(nn.Module):
         batch = batch or BatchClassifier()
         proposals = self.weak.select(proposals)
         feats = [features[f] for f in self.in_features]
-        image_sizes = [p.image_size for p in proposals]
         losses: dict[str, torch.Tensor] = {}
-        boxes: list[torch.Tensor] = []
-        for k in range(self.num_stages):
-            if k > 0:
-                proposals = _proposals_from_boxes(boxes, image_sizes, [p.objectness_logits for p in proposals],
-                                                  drop_empty=True)
-            x = self.stage_features(feats, proposals, k, grad_scale=1.0 / self.num_stages)
+
+        def step(k: int, stage_proposals: list[Instances]) -> list[torch.Tensor]:
+            x = self.stage_features(feats, stage_proposals, k, grad_scale=1.0 / self.num_stages)
             logits, deltas = self.box_predictor[k](x, batch.classifier)
-            boxes = self.box_predictor[k].predict_boxes(deltas, proposals)
-            losses.update(self.weak.stage_losses(logits, deltas, x, proposals, self.box_predictor[k].cls_score,
+            losses.update(self.weak.stage_losses(logits, deltas, x, stage_proposals, self.box_predictor[k].cls_score,
                                                  image_labels, ann_type=ann_type, batch=batch, suffix=f"_stage{k}"))
+            return self.box_predictor[k].predict_boxes(deltas, stage_proposals)
+
+        self.run_cascade(proposals, step, drop_empty=True)
         if self.mask_head is not None:
             # a zero without graph, as the original: the mask head gets no gradient from a weak batch
             losses["loss_mask"] = losses["loss_image_stage0"].new_zeros((), dtype=torch.float32)
