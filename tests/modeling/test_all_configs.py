@@ -36,7 +36,8 @@ def _params():
 @pytest.mark.parametrize("config_name", shared_params(_params()))
 def test_config_builds_loads_and_detects(config_name, shared_dir):
     cfg = load_config(shared_dir / "detic-reference/configs" / config_name,
-                      ["INPUT.MIN_SIZE_TEST=160", "INPUT.MAX_SIZE_TEST=256", "MODEL.ROI_HEADS.SCORE_THRESH_TEST=0.0"])
+                      ["INPUT.MIN_SIZE_TEST=160", "INPUT.MAX_SIZE_TEST=256", "MODEL.ROI_HEADS.SCORE_THRESH_TEST=0.0",
+                       "MODEL.RPN.POST_NMS_TOPK_TEST=100"])  # C4: 100 proposals through Res5, not 1000
     manifest = MANIFESTS[config_name]
     learned = {k: tuple(v) for k, v in manifest.items() if not is_derived(k)}
     vocab = None
