@@ -14,7 +14,7 @@ from detic_cli.errors import DeticError, brief
 
 
 class CfgNode(dict):
-    """A nested dict with attribute access (`cfg.MODEL.ROI_HEADS.NUM_CLASSES`)."""
+    """A nested dict with attribute access (`config.MODEL.ROI_HEADS.NUM_CLASSES`)."""
 
     def __getattr__(self, name: str) -> Any:
         try:

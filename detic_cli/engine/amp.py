@@ -1,6 +1,6 @@
 """Mixed precision for training and inference, scoped as Detic's FP16 scopes it.
 
-The original CustomRCNN (cfg.FP16) runs only its backbone under autocast and turns the features back to
+The original CustomRCNN (config key FP16) runs only its backbone under autocast and turns the features back to
 float32 before the proposal generator and ROI heads, so box decoding, IoU matching and every loss run in
 float32 (box areas of 896-pixel inputs exceed float16's 65504). `autocast_scope` does the same for any
 model with a `backbone` submodule; a model without one runs its whole forward under autocast.

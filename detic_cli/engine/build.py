@@ -1,4 +1,8 @@
-"""The training engine's config reader: optimizer, LR schedule, clipping and loop settings from cfg.
+"""The engine's config reader: every config key the engine's jobs use is read here and handed on as built
+objects or small typed settings (frozen dataclasses). Optimizer, LR schedule, clipping, AMP and the loop's
+numbers; what the vocabulary checks need to know of the model (`ModelFacts`), the test-time inputs, periodic and
+one-off evaluation (`EvalSettings`), what training reads besides the model (`TrainInputSettings`) and where it
+starts from (`InitSettings`).
 
 Facts from the original: SOLVER.USE_CUSTOM_SOLVER selects Detic's parameter groups (backbone /
 custom multipliers; SGD or ADAMW), otherwise detectron2's (SGD only, norm and bias overrides).
@@ -14,11 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import yaml
 from torch import nn
 
 from detic_cli.config import CfgNode
 from detic_cli.engine.lr_schedule import LRMultiplier, WarmupCosineLR, WarmupMultiStepLR
 from detic_cli.engine.optim import GradClip, custom_param_groups, default_param_groups, make_optimizer
+from detic_cli.engine.predictor import InputSettings
 from detic_cli.engine.trainer import AmpDtype
 from detic_cli.errors import DeticError
 
@@ -91,6 +97,7 @@ class TrainSettings:
     seed: int | None
     ims_per_batch: int
     clip: GradClip | None
+    cudnn_benchmark: bool = False
 
 
 def train_settings(cfg: CfgNode, *, max_iter_flag: int | None = None, world_size: int = 1) -> TrainSettings:
@@ -102,7 +109,7 @@ def train_settings(cfg: CfgNode, *, max_iter_flag: int | None = None, world_size
     return TrainSettings(max_iter=s.MAX_ITER, stop_iter=min(stop, s.MAX_ITER), checkpoint_period=s.CHECKPOINT_PERIOD,
                          eval_period=cfg.TEST.EVAL_PERIOD, find_unused_parameters=bool(cfg.FIND_UNUSED_PARAM),
                          seed=cfg.SEED if cfg.SEED >= 0 else None, ims_per_batch=s.IMS_PER_BATCH,
-                         clip=build_grad_clip(cfg))
+                         clip=build_grad_clip(cfg), cudnn_benchmark=bool(cfg.CUDNN_BENCHMARK))
 
 
 def output_dir(cfg: CfgNode, config_path: Path) -> Path:
@@ -123,3 +130,108 @@ def classifier_path(cfg: CfgNode) -> Path:
 def draw_seed() -> int:
     """A fresh seed when cfg.SEED < 0 (recorded in the checkpoints, so --resume reuses it)."""
     return int.from_bytes(os.urandom(4), "little") & 0x7FFFFFFF
+
+
+OPEN_VOCABULARY_ARCH = "CustomRCNN"
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """arch: MODEL.META_ARCHITECTURE; zeroshot_dim: MODEL.ROI_BOX_HEAD.ZEROSHOT_WEIGHT_DIM; detr_num_classes:
+    MODEL.DETR.NUM_CLASSES (None unless Deformable DETR); mask_on: MODEL.MASK_ON."""
+
+    arch: str
+    zeroshot_dim: int
+    detr_num_classes: int | None
+    mask_on: bool
+
+    @property
+    def open_vocabulary(self) -> bool:
+        """The model has a zero-shot classifier whose vocabulary can change."""
+        return self.arch == OPEN_VOCABULARY_ARCH
+
+
+def model_facts(cfg: CfgNode) -> ModelFacts:
+    arch = str(cfg.MODEL.META_ARCHITECTURE)
+    return ModelFacts(arch=arch, zeroshot_dim=cfg.MODEL.ROI_BOX_HEAD.ZEROSHOT_WEIGHT_DIM,
+                      detr_num_classes=cfg.MODEL.DETR.NUM_CLASSES if arch == "DeformableDetr" else None,
+                      mask_on=bool(cfg.MODEL.MASK_ON))
+
+
+def input_settings(cfg: CfgNode) -> InputSettings:
+    """The test-time input sizes and channel order of INPUT.*."""
+    return InputSettings(min_size=cfg.INPUT.MIN_SIZE_TEST, max_size=cfg.INPUT.MAX_SIZE_TEST,
+                         channel_order=cfg.INPUT.FORMAT)
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """eval_period: TEST.EVAL_PERIOD; test_datasets: DATASETS.TEST; test_classifiers: MODEL.TEST_CLASSIFIERS
+    when MODEL.RESET_CLS_TESTS is set, else None (each dataset's own built-in vocabulary)."""
+
+    model: ModelFacts
+    inputs: InputSettings
+    eval_period: int
+    test_datasets: tuple[str, ...]
+    test_classifiers: tuple[str, ...] | None
+
+
+def eval_settings(cfg: CfgNode) -> EvalSettings:
+    classifiers = tuple(map(str, cfg.MODEL.TEST_CLASSIFIERS)) if cfg.MODEL.RESET_CLS_TESTS else None
+    return EvalSettings(model=model_facts(cfg), inputs=input_settings(cfg), eval_period=cfg.TEST.EVAL_PERIOD,
+                        test_datasets=tuple(cfg.DATASETS.TEST), test_classifiers=classifiers)
+
+
+@dataclass(frozen=True)
+class TrainInputSettings:
+    """What training reads besides the model. classifier: ZEROSHOT_WEIGHT_PATH under the datasets root (None: no
+    zero-shot classifier) with its expected (NUM_CLASSES, ZEROSHOT_WEIGHT_DIM) shape; side_files: (config key,
+    path as the config writes it, is a folder) of the class frequencies and the ImageNet tar list and index."""
+
+    classifier: Path | None
+    num_classes: int
+    zeroshot_dim: int
+    train_datasets: tuple[str, ...]
+    use_tar_dataset: bool
+    side_files: tuple[tuple[str, str, bool], ...]
+
+
+def _side_files(cfg: CfgNode) -> tuple[tuple[str, str, bool], ...]:
+    box, loader = cfg.MODEL.ROI_BOX_HEAD, cfg.DATALOADER
+    files: list[tuple[str, str, bool]] = []
+    rcnn_freq = cfg.MODEL.META_ARCHITECTURE == "CustomRCNN" and (box.USE_FED_LOSS or box.IGNORE_ZERO_CATS)
+    detr_freq = cfg.MODEL.META_ARCHITECTURE == "DeformableDetr" and cfg.MODEL.DETR.USE_FED_LOSS
+    if (rcnn_freq or detr_freq) and box.CAT_FREQ_PATH:
+        files.append(("MODEL.ROI_BOX_HEAD.CAT_FREQ_PATH", str(box.CAT_FREQ_PATH), False))
+    if loader.USE_TAR_DATASET:
+        files += [("DATALOADER.TARFILE_PATH", str(loader.TARFILE_PATH), False),
+                  ("DATALOADER.TAR_INDEX_DIR", str(loader.TAR_INDEX_DIR), True)]
+    return tuple(files)
+
+
+def train_input_settings(cfg: CfgNode) -> TrainInputSettings:
+    zeroshot = cfg.MODEL.META_ARCHITECTURE == "CustomRCNN" and cfg.MODEL.ROI_BOX_HEAD.USE_ZEROSHOT_CLS
+    return TrainInputSettings(classifier=classifier_path(cfg) if zeroshot else None,
+                              num_classes=cfg.MODEL.ROI_HEADS.NUM_CLASSES,
+                              zeroshot_dim=cfg.MODEL.ROI_BOX_HEAD.ZEROSHOT_WEIGHT_DIM,
+                              train_datasets=tuple(cfg.DATASETS.TRAIN),
+                              use_tar_dataset=bool(cfg.DATALOADER.USE_TAR_DATASET), side_files=_side_files(cfg))
+
+
+@dataclass(frozen=True)
+class InitSettings:
+    """weights: MODEL.WEIGHTS; timm_base_name: MODEL.TIMM.BASE_NAME when MODEL.TIMM.PRETRAINED asks for a timm
+    backbone's ImageNet weights, else None."""
+
+    weights: str
+    timm_base_name: str | None
+
+
+def init_settings(cfg: CfgNode) -> InitSettings:
+    timm = bool(cfg.MODEL.TIMM.PRETRAINED) and "timm" in cfg.MODEL.BACKBONE.NAME
+    return InitSettings(weights=str(cfg.MODEL.WEIGHTS), timm_base_name=cfg.MODEL.TIMM.BASE_NAME if timm else None)
+
+
+def config_yaml(cfg: CfgNode) -> bytes:
+    """The resolved config as YAML (a training run's config.yaml)."""
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False).encode()

@@ -14,17 +14,18 @@ from typing import Any
 
 import numpy as np
 
-from detic_cli.config import CfgNode, load_config
+from detic_cli.config import load_config
 from detic_cli.data.catalog import LAYOUTS, Dataset, resolve_dataset
+from detic_cli.engine.build import EvalSettings, ModelFacts, eval_settings
 from detic_cli.engine.dist import DistInfo, barrier, init_distributed, local_device
 from detic_cli.engine.evaluate_job import EvaluateJob, iou_types, load_ground_truth, write_fingerprint
 from detic_cli.engine.model_setup import (
     VocabSpec,
+    classifier_for,
     inference_amp,
     model_files,
     predictor_from_config,
-    resolve_classifier,
-    vocabulary_of,
+    vocabulary_for,
 )
 from detic_cli.errors import DeticError
 from detic_cli.progress import NullProgress, Progress
@@ -90,13 +91,14 @@ def evaluate(*, model: str | None = None, config: str | Path | None = None, weig
     torch_device, amp_dtype = local_device(device, dist), inference_amp(amp)
     files = _model_files(model, config, weights, mirror, list(overrides))
     cfg = load_config(files.config, files.overrides)
-    data = dataset if isinstance(dataset, Dataset) else _dataset(dataset, cfg)
+    settings = eval_settings(cfg)
+    data = dataset if isinstance(dataset, Dataset) else _dataset(dataset, settings)
     gt = load_ground_truth(data)
-    classifier = _classifier(cfg, data, len(gt["categories"]), vocab, names=names, vocab_file=vocab_file,
+    classifier = _classifier(settings.model, data, len(gt["categories"]), vocab, names=names, vocab_file=vocab_file,
                              vocab_names=vocab_names, clip_checkpoint=clip_checkpoint, device=str(torch_device),
                              mirror=mirror)
     out = Path(output_dir) if output_dir is not None else Path("eval") / f"{files.name}-{data.annotation.stem}"
-    types = iou_types(data, gt, bool(cfg.MODEL.MASK_ON))
+    types = iou_types(data, gt, settings.model.mask_on)
     init_distributed(dist, torch_device.type == "cuda")
     if dist.is_main:
         write_fingerprint(out, {"config": str(files.config), "weights": str(files.weights), "dataset": data.name,
@@ -141,9 +143,9 @@ def _model_files(row: str | None, config: str | Path | None, weights: str | Path
     return _Model(config_path, weights_path, list(found.eval_overrides) + overrides, found.stem)
 
 
-def _dataset(spec: str | None, cfg: CfgNode) -> Dataset:
+def _dataset(spec: str | None, settings: EvalSettings) -> Dataset:
     if spec is None:
-        tests = [t for t in cfg.DATASETS.TEST if t in LAYOUTS]
+        tests = [t for t in settings.test_datasets if t in LAYOUTS]
         if not tests:
             raise DeticError("no --dataset given and the config names no known test dataset; use --dataset "
                              f"{' | '.join(LAYOUTS)} | coco:ANN.json:IMAGES_DIR | lvis:ANN.json:IMAGES_DIR")
@@ -155,23 +157,23 @@ def _given(vocab: VocabSpec) -> bool:
     return vocab is not None and not (isinstance(vocab, str) and not vocab)
 
 
-def _classifier(cfg: CfgNode, dataset: Dataset, num_classes: int, vocab: VocabSpec, *, names: Sequence[str] | None,
+def _classifier(model: ModelFacts, dataset: Dataset, num_classes: int, vocab: VocabSpec, *, names: Sequence[str] | None,
                 vocab_file: str | Path | None, vocab_names: str | Path | None, clip_checkpoint: str | Path | None,
                 device: str, mirror: str | None) -> _Classifier:
     """The open-vocabulary model's classifier, one row per dataset category; nothing for a closed model."""
-    if cfg.MODEL.META_ARCHITECTURE != "CustomRCNN":
+    if not model.open_vocabulary:
         if _given(vocab) or vocab_file:
-            raise DeticError(f"--vocab: {cfg.MODEL.META_ARCHITECTURE} is a closed-vocabulary model")
+            raise DeticError(f"--vocab: {model.arch} is a closed-vocabulary model")
         return _Classifier(None, None, "")
     paths: dict[str, Any] = {"vocab_file": Path(vocab_file) if vocab_file else None,
                              "vocab_names": Path(vocab_names) if vocab_names else None,
                              "clip_checkpoint": Path(clip_checkpoint) if clip_checkpoint else None}
     if vocab is None or isinstance(vocab, str):
         spec = _vocab_spec(vocab, vocab_file, dataset)
-        voc = resolve_classifier(cfg, spec, device=device, mirror=mirror, **paths)
+        voc = classifier_for(model, spec, device=device, mirror=mirror, **paths)
         label, source = str(vocab_file or spec), voc.source
     else:  # names, an array or a Vocabulary: the fingerprint holds a digest of the table itself
-        voc = vocabulary_of(cfg, vocab, names=names, device=device, mirror=mirror, **paths)
+        voc = vocabulary_for(model, vocab, names=names, device=device, mirror=mirror, **paths)
         table = np.ascontiguousarray(voc.embeddings, dtype=np.float32)
         label, source = voc.source, f"{voc.source}:sha256:{hashlib.sha256(table.tobytes()).hexdigest()[:16]}"
     if len(voc.names) != num_classes:

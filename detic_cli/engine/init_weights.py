@@ -12,6 +12,7 @@ from pathlib import Path
 
 from detic_cli.config import CfgNode
 from detic_cli.engine.backbone_weights import pull_backbone
+from detic_cli.engine.build import InitSettings, init_settings
 from detic_cli.errors import DeticError
 from detic_cli.progress import Progress
 from detic_cli.zoo.catalog import weight_files
@@ -61,30 +62,33 @@ def resolve_init_spec(spec: str, *, mirror: str | None = None, progress: Progres
     return str(fetch(find_asset(name), mirror=mirror, progress=progress))
 
 
-def train_init_weights(row: str | None, weights: Path | None, cfg: CfgNode, mirror: str | None) -> Path | None:
+def train_init_weights(row: str | None, weights: Path | None, cfg: CfgNode | InitSettings,
+                       mirror: str | None) -> Path | None:
     """--weights, else the row's init from the zoo, else the config's MODEL.WEIGHTS (`zoo://BACKBONE` pulled and
-    converted; empty: the zoo's ImageNet backbone when MODEL.TIMM.PRETRAINED asks for one, else None: random init)."""
+    converted; empty: the zoo's ImageNet backbone when MODEL.TIMM.PRETRAINED asks for one, else None: random init).
+    `cfg`: the config or its InitSettings."""
     if weights is not None:
         return weights
     if row is not None:
         return resolve_init_weights(row, mirror=mirror)
-    spec = str(cfg.MODEL.WEIGHTS)
+    settings = cfg if isinstance(cfg, InitSettings) else init_settings(cfg)
+    spec = settings.weights
     if not spec:
-        return _timm_pretrained(cfg, mirror)
+        return _timm_pretrained(settings, mirror)
     path = Path(resolve_init_spec(spec, mirror=mirror))
     if not path.is_file():
         raise DeticError(f"MODEL.WEIGHTS {spec}: file not found; train that stage first or give --weights PTH")
     return path
 
 
-def _timm_pretrained(cfg: CfgNode, mirror: str | None) -> Path | None:
+def _timm_pretrained(settings: InitSettings, mirror: str | None) -> Path | None:
     """MODEL.TIMM.PRETRAINED with no MODEL.WEIGHTS: the original let timm load its ImageNet weights; here the zoo's
     copy of them (`timm:BASE_NAME`), pulled and converted. None when the config asks for no pretrained backbone."""
-    if not cfg.MODEL.TIMM.PRETRAINED or "timm" not in cfg.MODEL.BACKBONE.NAME:
+    name = settings.timm_base_name
+    if name is None:
         return None
     from detic_cli.zoo.catalog import BACKBONES
 
-    name = cfg.MODEL.TIMM.BASE_NAME
     backbone = next((b for b in BACKBONES if b.original_weights == f"timm:{name}"), None)
     if backbone is None:
         raise DeticError(f"MODEL.TIMM.PRETRAINED: the zoo has no ImageNet weights for MODEL.TIMM.BASE_NAME {name}; "

@@ -13,8 +13,9 @@ import numpy as np
 import torch
 
 from detic_cli.config import CfgNode, load_config
+from detic_cli.engine.build import ModelFacts, input_settings, model_facts
 from detic_cli.engine.class_thresholds import ClassThresholds, parse_class_thresholds
-from detic_cli.engine.predictor import InputSettings, Predictor
+from detic_cli.engine.predictor import Predictor
 from detic_cli.errors import DeticError
 from detic_cli.utils import resolve_device
 
@@ -23,8 +24,9 @@ if TYPE_CHECKING:
 
 VocabSpec = Union[str, Sequence[str], np.ndarray, "Vocabulary", None]
 
-__all__ = ["INFERENCE_AMP", "LoadedPredictor", "detect_config", "inference_amp", "input_settings", "load_predictor",
-           "load_predictor_parts", "model_files", "predictor_from_config", "resolve_classifier", "vocabulary_of"]
+__all__ = ["INFERENCE_AMP", "LoadedPredictor", "classifier_for", "detect_config", "inference_amp", "input_settings",
+           "load_predictor", "load_predictor_parts", "model_files", "predictor_from_config", "resolve_classifier",
+           "vocabulary_for", "vocabulary_of"]
 
 INFERENCE_AMP = {"off": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -58,38 +60,44 @@ def detect_config(config: Path, overrides: list[str], threshold: float, pred_all
 
 def resolve_classifier(cfg: CfgNode, spec: str, *, vocab_file: Path | None, vocab_names: Path | None,
                        clip_checkpoint: Path | None, device: str, mirror: str | None) -> Vocabulary:
+    """The Vocabulary of `--vocab SPEC` / `--vocab-file` for the model of `cfg` (see `classifier_for`)."""
+    return classifier_for(model_facts(cfg), spec, vocab_file=vocab_file, vocab_names=vocab_names,
+                          clip_checkpoint=clip_checkpoint, device=device, mirror=mirror)
+
+
+def classifier_for(model: ModelFacts, spec: str, *, vocab_file: Path | None, vocab_names: Path | None,
+                   clip_checkpoint: Path | None, device: str, mirror: str | None) -> Vocabulary:
     """The Vocabulary of `--vocab SPEC` / `--vocab-file`, checked against the model's embedding size.
     A closed-vocabulary model (Deformable DETR) given a built-in name gets only that vocabulary's class
     names (from the package, no download) to label its own learned classes."""
     from detic_cli.vocab.builtin import is_builtin
     from detic_cli.vocab.resolve import builtin_names, resolve_vocabulary
 
-    if cfg.MODEL.META_ARCHITECTURE != "CustomRCNN" and not vocab_file and is_builtin(spec):
-        return _closed_vocabulary(cfg, builtin_names(spec))
+    if not model.open_vocabulary and not vocab_file and is_builtin(spec):
+        return _closed_vocabulary(model, builtin_names(spec))
     voc = resolve_vocabulary(spec, names_file=str(vocab_names) if vocab_names else None,
                              vocab_file=str(vocab_file) if vocab_file else None,
                              clip_checkpoint=str(clip_checkpoint) if clip_checkpoint else None,
                              device=device, mirror=mirror)
-    check_dimension(cfg, voc, str(vocab_file or spec))
+    check_dimension(model, voc, str(vocab_file or spec))
     return voc
 
 
-def check_dimension(cfg: CfgNode, voc: Vocabulary, label: str) -> None:
+def check_dimension(model: ModelFacts, voc: Vocabulary, label: str) -> None:
     """An open-vocabulary model's classifier takes ZEROSHOT_WEIGHT_DIM-dimensional embeddings."""
-    dim = cfg.MODEL.ROI_BOX_HEAD.ZEROSHOT_WEIGHT_DIM
-    if cfg.MODEL.META_ARCHITECTURE == "CustomRCNN" and voc.embeddings is not None and voc.embeddings.shape[1] != dim:
+    dim = model.zeroshot_dim
+    if model.open_vocabulary and voc.embeddings is not None and voc.embeddings.shape[1] != dim:
         raise DeticError(f"--vocab {label}: embeddings have {voc.embeddings.shape[1]} "
                          f"dimensions, this model's classifier takes {dim} (CLIP ViT-B/32 text features)")
 
 
-def _closed_vocabulary(cfg: CfgNode, voc: Vocabulary) -> Vocabulary:
+def _closed_vocabulary(model: ModelFacts, voc: Vocabulary) -> Vocabulary:
     """`voc` (names only) when it names every class of the closed model's learned classifier."""
-    arch = cfg.MODEL.META_ARCHITECTURE
-    count = cfg.MODEL.DETR.NUM_CLASSES if arch == "DeformableDetr" else None
+    count = model.detr_num_classes
     if count is not None and len(voc.names) != count:
         vocab = voc.source.split(":", 1)[1]
-        raise DeticError(f"--vocab {vocab}: {arch} has a fixed, learned {count}-class classifier that --vocab cannot "
-                         f"change ({vocab} has {len(voc.names)} classes); use --vocab lvis or omit --vocab")
+        raise DeticError(f"--vocab {vocab}: {model.arch} has a fixed, learned {count}-class classifier that --vocab "
+                         f"cannot change ({vocab} has {len(voc.names)} classes); use --vocab lvis or omit --vocab")
     return voc
 
 
@@ -106,6 +114,15 @@ def vocabulary_of(cfg: CfgNode, vocab: VocabSpec, *, names: Sequence[str] | None
                   vocab_names: Path | None = None, vocab_file: Path | None = None,
                   clip_checkpoint: Path | None = None, device: str = "cpu",
                   mirror: str | None = None) -> Vocabulary:
+    """The vocabulary of any spec for the model of `cfg` (see `vocabulary_for`)."""
+    return vocabulary_for(model_facts(cfg), vocab, names=names, vocab_names=vocab_names, vocab_file=vocab_file,
+                          clip_checkpoint=clip_checkpoint, device=device, mirror=mirror)
+
+
+def vocabulary_for(model: ModelFacts, vocab: VocabSpec, *, names: Sequence[str] | None = None,
+                   vocab_names: Path | None = None, vocab_file: Path | None = None,
+                   clip_checkpoint: Path | None = None, device: str = "cpu",
+                   mirror: str | None = None) -> Vocabulary:
     """A vocabulary from any spec: a `--vocab` word (built-in name, "a,b", a .npy path; None is lvis, or
     `vocab_file`'s names), a list of class names (CLIP-encoded, cached), a (C, D) array (labelled by
     `names`, else class_N) or a Vocabulary; checked against the model's classifier. `vocab_names`: the
@@ -114,8 +131,8 @@ def vocabulary_of(cfg: CfgNode, vocab: VocabSpec, *, names: Sequence[str] | None
 
     if vocab is None or isinstance(vocab, str):
         spec = vocab if vocab is not None else ("" if vocab_file else "lvis")
-        return resolve_classifier(cfg, spec, vocab_file=vocab_file, vocab_names=vocab_names,
-                                  clip_checkpoint=clip_checkpoint, device=device, mirror=mirror)
+        return classifier_for(model, spec, vocab_file=vocab_file, vocab_names=vocab_names,
+                              clip_checkpoint=clip_checkpoint, device=device, mirror=mirror)
     if isinstance(vocab, Vocabulary):
         voc = vocab
     elif isinstance(vocab, np.ndarray):
@@ -123,10 +140,9 @@ def vocabulary_of(cfg: CfgNode, vocab: VocabSpec, *, names: Sequence[str] | None
     else:
         voc = vocabulary_from_names(list(vocab), clip_checkpoint=str(clip_checkpoint) if clip_checkpoint else None,
                                     device=device)
-    if cfg.MODEL.META_ARCHITECTURE != "CustomRCNN" and voc.embeddings is not None:
-        raise DeticError(f"{cfg.MODEL.META_ARCHITECTURE} has a fixed, learned classifier: its vocabulary cannot "
-                         "change")
-    check_dimension(cfg, voc, voc.source)
+    if not model.open_vocabulary and voc.embeddings is not None:
+        raise DeticError(f"{model.arch} has a fixed, learned classifier: its vocabulary cannot change")
+    check_dimension(model, voc, voc.source)
     return voc
 
 
@@ -140,12 +156,6 @@ def _array_names(array: np.ndarray, names: Sequence[str] | None) -> list[str]:
     if isinstance(names, str) or len(names) != len(array):
         raise DeticError(f"vocabulary array: give one name per row ({len(array)} rows)")
     return [str(n) for n in names]
-
-
-def input_settings(cfg: CfgNode) -> InputSettings:
-    """The test-time input sizes and channel order of INPUT.*."""
-    return InputSettings(min_size=cfg.INPUT.MIN_SIZE_TEST, max_size=cfg.INPUT.MAX_SIZE_TEST,
-                         channel_order=cfg.INPUT.FORMAT)
 
 
 def predictor_from_config(cfg: CfgNode, *, weights: str | Path | Mapping[str, torch.Tensor], device: torch.device,
@@ -197,10 +207,11 @@ def load_predictor_parts(*, model: str | None = None, config: Path | None = None
     config_path, weights_path = model_files(model, config, weights, mirror=mirror, flag="--model",
                                             default=DEFAULT_MODEL)
     cfg = detect_config(config_path, list(overrides), thresholds.model_threshold, pred_all_class)
-    if embeddings and cfg.MODEL.META_ARCHITECTURE != "CustomRCNN":
-        raise DeticError(f"--embeddings: {cfg.MODEL.META_ARCHITECTURE} has no zero-shot classifier, so its "
+    facts = model_facts(cfg)
+    if embeddings and not facts.open_vocabulary:
+        raise DeticError(f"--embeddings: {facts.arch} has no zero-shot classifier, so its "
                          "detections have no classifier-space embeddings")
-    voc = vocabulary_of(cfg, vocab, names=names, vocab_names=vocab_names, vocab_file=vocab_file,
+    voc = vocabulary_for(facts, vocab, names=names, vocab_names=vocab_names, vocab_file=vocab_file,
                         clip_checkpoint=clip_checkpoint, device=str(torch_device), mirror=mirror)
     predictor = predictor_from_config(cfg, weights=weights_path, device=torch_device, embeddings=voc.embeddings,
                                       class_names=voc.names, amp=amp_dtype, region_embeddings=embeddings)

@@ -21,13 +21,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from detic_cli.config import CfgNode
 from detic_cli.data.catalog import LAYOUTS, Dataset, resolve_dataset
 from detic_cli.data.paths import dataset_path
+from detic_cli.engine.build import EvalSettings
 from detic_cli.engine.dist import DistInfo
 from detic_cli.engine.evaluate import DEFAULT_VOCAB, run_job
 from detic_cli.engine.evaluate_job import EvaluateJob, iou_types, load_ground_truth
-from detic_cli.engine.model_setup import input_settings, resolve_classifier
+from detic_cli.engine.model_setup import classifier_for
 from detic_cli.engine.predictor import InputSettings, Predictor
 from detic_cli.engine.trainer import EvalFn
 from detic_cli.errors import DeticError
@@ -45,33 +45,33 @@ class _Target:
     types: list[str]
 
 
-def _embeddings(cfg: CfgNode, index: int, dataset: Dataset, device: torch.device,
+def _embeddings(settings: EvalSettings, index: int, dataset: Dataset, device: torch.device,
                 mirror: str | None) -> tuple[np.ndarray | None, list[str] | None]:
-    if cfg.MODEL.META_ARCHITECTURE != "CustomRCNN":
+    if not settings.model.open_vocabulary:
         return None, None
-    if cfg.MODEL.RESET_CLS_TESTS:
-        if index >= len(cfg.MODEL.TEST_CLASSIFIERS):
+    if settings.test_classifiers is not None:
+        if index >= len(settings.test_classifiers):
             raise DeticError(f"MODEL.TEST_CLASSIFIERS has no entry for DATASETS.TEST[{index}] {dataset.name}")
-        path = dataset_path(cfg.MODEL.TEST_CLASSIFIERS[index])
+        path = dataset_path(settings.test_classifiers[index])
         if not path.is_file():
             raise DeticError(f"MODEL.TEST_CLASSIFIERS[{index}]: {path} not found")
         return np.load(path).astype(np.float32), None
-    voc = resolve_classifier(cfg, DEFAULT_VOCAB[dataset.kind], vocab_file=None, vocab_names=None,
-                             clip_checkpoint=None, device=str(device), mirror=mirror)
+    voc = classifier_for(settings.model, DEFAULT_VOCAB[dataset.kind], vocab_file=None, vocab_names=None,
+                         clip_checkpoint=None, device=str(device), mirror=mirror)
     return np.asarray(voc.embeddings, dtype=np.float32), list(voc.names)
 
 
-def _target(cfg: CfgNode, index: int, name: str, device: torch.device, mirror: str | None) -> _Target:
+def _target(settings: EvalSettings, index: int, name: str, device: torch.device, mirror: str | None) -> _Target:
     if name not in LAYOUTS:
         raise DeticError(f"TEST.EVAL_PERIOD: DATASETS.TEST {name!r} is not a named evaluation dataset "
                          f"({', '.join(LAYOUTS)}); set TEST.EVAL_PERIOD=0 and run `detic eval` instead")
     dataset = resolve_dataset(name)
     gt = load_ground_truth(dataset)
-    embeddings, names = _embeddings(cfg, index, dataset, device, mirror)
+    embeddings, names = _embeddings(settings, index, dataset, device, mirror)
     if embeddings is not None and len(embeddings) != len(gt["categories"]):
         raise DeticError(f"DATASETS.TEST {name}: the vocabulary has {len(embeddings)} classes, the dataset "
                          f"{len(gt['categories'])} categories")
-    return _Target(dataset, gt, embeddings, names, iou_types(dataset, gt, bool(cfg.MODEL.MASK_ON)))
+    return _Target(dataset, gt, embeddings, names, iou_types(dataset, gt, settings.model.mask_on))
 
 
 @contextmanager
@@ -106,16 +106,16 @@ def _evaluate_once(model: nn.Module, targets: list[_Target], inputs: InputSettin
     return results
 
 
-def periodic_eval(cfg: CfgNode, *, output_dir: Path, device: torch.device, dist: DistInfo,
+def periodic_eval(settings: EvalSettings, *, output_dir: Path, device: torch.device, dist: DistInfo,
                   mirror: str | None = None) -> EvalFn | None:
     """The trainer's eval_fn for TEST.EVAL_PERIOD > 0 (None when it is 0): called with the model being trained
     (not wrapped in DDP) on every process, each evaluating its share of the images; rank 0 scores."""
-    if cfg.TEST.EVAL_PERIOD <= 0:
+    if settings.eval_period <= 0:
         return None
-    if not cfg.DATASETS.TEST:
+    if not settings.test_datasets:
         raise DeticError("TEST.EVAL_PERIOD > 0 but DATASETS.TEST is empty")
-    targets = [_target(cfg, i, name, device, mirror) for i, name in enumerate(cfg.DATASETS.TEST)]
-    inputs = input_settings(cfg)
+    targets = [_target(settings, i, name, device, mirror) for i, name in enumerate(settings.test_datasets)]
+    inputs = settings.inputs
 
     def evaluate(model: nn.Module, done: int) -> dict[str, float]:
         return _evaluate_once(model, targets, inputs, folder=output_dir / "inference" / f"iter_{done:07d}",

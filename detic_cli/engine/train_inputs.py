@@ -14,7 +14,7 @@ import numpy as np
 from detic_cli.config import CfgNode
 from detic_cli.data.catalog import ENV_VAR
 from detic_cli.data.paths import dataset_path
-from detic_cli.engine.build import classifier_path
+from detic_cli.engine.build import TrainInputSettings, train_input_settings
 from detic_cli.errors import DeticError
 
 LVIS_21K_VOCAB = "lvis-21k_clip_a+cname.npy"  # the 21K models' classifier, not published by the original
@@ -46,12 +46,17 @@ def _vocab_hint(path: Path, builtin: str | None) -> str:
 
 
 def load_classifier(cfg: CfgNode) -> np.ndarray | None:
+    """The training class embeddings of the config (see `classifier_table`)."""
+    return classifier_table(train_input_settings(cfg))
+
+
+def classifier_table(settings: TrainInputSettings) -> np.ndarray | None:
     """The (C, D) float32 training class embeddings of MODEL.ROI_BOX_HEAD.ZEROSHOT_WEIGHT_PATH (None: no
     zero-shot classifier). A built-in vocabulary file pulled by `detic zoo pull --vocab` stands in for a missing
     one; a missing file or a shape other than (NUM_CLASSES, ZEROSHOT_WEIGHT_DIM) is a DeticError."""
-    if cfg.MODEL.META_ARCHITECTURE != "CustomRCNN" or not cfg.MODEL.ROI_BOX_HEAD.USE_ZEROSHOT_CLS:
+    path = settings.classifier
+    if path is None:
         return None
-    path = classifier_path(cfg)
     if not path.is_file():
         cached, vocab = _cached_builtin(path)
         if cached is None:
@@ -62,7 +67,7 @@ def load_classifier(cfg: CfgNode) -> np.ndarray | None:
         table = np.load(path).astype(np.float32)
     except (OSError, ValueError) as exc:
         raise DeticError(f"{path}: not a readable .npy array ({type(exc).__name__})") from exc
-    dim, classes = cfg.MODEL.ROI_BOX_HEAD.ZEROSHOT_WEIGHT_DIM, cfg.MODEL.ROI_HEADS.NUM_CLASSES
+    dim, classes = settings.zeroshot_dim, settings.num_classes
     if table.ndim != 2 or table.shape[1] != dim or table.shape[0] != classes:
         raise DeticError(f"{path}: shape {table.shape}, expected ({classes}, {dim}) = (MODEL.ROI_HEADS.NUM_CLASSES, "
                          "MODEL.ROI_BOX_HEAD.ZEROSHOT_WEIGHT_DIM)")
@@ -72,22 +77,13 @@ def load_classifier(cfg: CfgNode) -> np.ndarray | None:
 def side_files(cfg: CfgNode) -> list[tuple[str, str, bool]]:
     """(config key, path as the config writes it, is a folder) of the files training reads besides DATASETS.TRAIN:
     the class frequencies of the federated loss / IGNORE_ZERO_CATS, and the ImageNet tar list and index."""
-    box, loader = cfg.MODEL.ROI_BOX_HEAD, cfg.DATALOADER
-    files: list[tuple[str, str, bool]] = []
-    rcnn_freq = cfg.MODEL.META_ARCHITECTURE == "CustomRCNN" and (box.USE_FED_LOSS or box.IGNORE_ZERO_CATS)
-    detr_freq = cfg.MODEL.META_ARCHITECTURE == "DeformableDetr" and cfg.MODEL.DETR.USE_FED_LOSS
-    if (rcnn_freq or detr_freq) and box.CAT_FREQ_PATH:
-        files.append(("MODEL.ROI_BOX_HEAD.CAT_FREQ_PATH", str(box.CAT_FREQ_PATH), False))
-    if loader.USE_TAR_DATASET:
-        files += [("DATALOADER.TARFILE_PATH", str(loader.TARFILE_PATH), False),
-                  ("DATALOADER.TAR_INDEX_DIR", str(loader.TAR_INDEX_DIR), True)]
-    return files
+    return list(train_input_settings(cfg).side_files)
 
 
-def _check_side_files(cfg: CfgNode) -> None:
+def _check_side_files(settings: TrainInputSettings) -> None:
     from detic_cli.data.prepare.registry import target_making
 
-    for key, written, folder in side_files(cfg):
+    for key, written, folder in settings.side_files:
         path = dataset_path(written)
         present = path.is_dir() if folder else path.is_file()
         if present:
@@ -101,13 +97,18 @@ def _check_side_files(cfg: CfgNode) -> None:
 
 def check_datasets(cfg: CfgNode) -> None:
     """Fail before building the model when a training dataset's files or a side file are missing."""
+    check_train_data(train_input_settings(cfg))
+
+
+def check_train_data(settings: TrainInputSettings) -> None:
+    """`check_datasets` on settings already read from the config."""
     from detic_cli.data.train_catalog import resolve_train_dataset
 
-    if not cfg.DATASETS.TRAIN:
+    if not settings.train_datasets:
         raise DeticError("DATASETS.TRAIN is empty: name the training datasets")
-    for name in cfg.DATASETS.TRAIN:
-        resolve_train_dataset(name, check_images=not cfg.DATALOADER.USE_TAR_DATASET)
-    _check_side_files(cfg)
+    for name in settings.train_datasets:
+        resolve_train_dataset(name, check_images=not settings.use_tar_dataset)
+    _check_side_files(settings)
 
 
 def fill_text_encoder(model, missing: list[str] | None, clip_checkpoint: str | None) -> str | None:

@@ -16,10 +16,19 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
 from detic_cli.config import CfgNode, load_config
-from detic_cli.engine.build import amp_mode, draw_seed, train_settings
+from detic_cli.engine.build import (
+    InitSettings,
+    TrainSettings,
+    amp_mode,
+    config_yaml,
+    draw_seed,
+    eval_settings,
+    init_settings,
+    train_input_settings,
+    train_settings,
+)
 from detic_cli.engine.build import output_dir as default_output_dir
 from detic_cli.engine.checkpointer import last_checkpoint
 from detic_cli.engine.dist import (
@@ -33,7 +42,7 @@ from detic_cli.engine.dist import (
 )
 from detic_cli.engine.init_weights import train_init_weights
 from detic_cli.engine.train_eval import periodic_eval
-from detic_cli.engine.train_inputs import check_datasets, fill_text_encoder, load_classifier
+from detic_cli.engine.train_inputs import check_train_data, classifier_table, fill_text_encoder
 from detic_cli.engine.trainer import StepInfo, Trainer
 from detic_cli.errors import DeticError
 from detic_cli.progress import NullProgress, Progress
@@ -71,7 +80,7 @@ def train(*, row: str | None = None, config: str | Path | None = None, weights: 
           mirror: str | None = None, clip_checkpoint: str | None = None, log_period: int = 20,
           progress: Progress | None = None, on_step: Callable[[StepInfo], None] | None = None) -> TrainReport:
     """Train the recipe of zoo `row` (or `config`) from `weights` (default: the row's init, else MODEL.WEIGHTS)
-    into `output_dir` (default cfg.OUTPUT_DIR). amp: fp16 | bf16 | off (default the config's). max_iter: stop
+    into `output_dir` (default the config's OUTPUT_DIR). amp: fp16 | bf16 | off (default the config's). max_iter: stop
     after that many iterations (the schedule still spans SOLVER.MAX_ITER). progress hears (rank 0 only) of
     the iterations and the run's remarks; on_step gets each iteration's StepInfo (loss, lr, speed, ETA)."""
     dist = DistInfo.from_env()
@@ -88,7 +97,7 @@ def train(*, row: str | None = None, config: str | Path | None = None, weights: 
     else:
         _load_init(trainer.model, init, run, clip_checkpoint)
     if dist.is_main:
-        atomic_write_bytes(out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False).encode())
+        atomic_write_bytes(out / "config.yaml", config_yaml(cfg))
     start = trainer.start_iter
     _run_loop(trainer, report, on_step if dist.is_main else None)
     more = "; --resume goes on from there" if trainer.stop_iter < trainer.max_iter else ""
@@ -106,15 +115,16 @@ def _prepare(run: _Run, *, row: str | None, weights: Path | None, resume: bool, 
     if amp_note:
         run.note(amp_note)
     settings = train_settings(cfg, max_iter_flag=max_iter, world_size=dist.world_size)
-    embeddings = load_classifier(cfg)
-    check_datasets(cfg)
-    evaluate = periodic_eval(cfg, output_dir=run.out, device=run.device, dist=dist, mirror=mirror)
+    inputs = train_input_settings(cfg)
+    embeddings = classifier_table(inputs)
+    check_train_data(inputs)
+    evaluate = periodic_eval(eval_settings(cfg), output_dir=run.out, device=run.device, dist=dist, mirror=mirror)
     resume_from = _resume_point(run, resume)
     init_distributed(dist, run.device.type == "cuda")
     _same_checkpoint_everywhere(resume_from, run.out, dist)
     if resume_from is not None and weights is not None:
         run.note("--weights is ignored when resuming: the checkpoint holds the weights")
-    init = _resolve_init(row, weights, cfg, mirror, dist) if resume_from is None else None
+    init = _resolve_init(row, weights, init_settings(cfg), mirror, dist) if resume_from is None else None
     trainer = _trainer(run, settings, amp_dtype, embeddings, log_period)
     trainer.eval_fn = evaluate
     return trainer, resume_from, init
@@ -132,11 +142,11 @@ def train_config_path(row: str | None, config: Path | None) -> Path:
     return config_path(stage.config if stage is not None else find_row(row).config)
 
 
-def _resolve_init(row: str | None, weights: Path | None, cfg: CfgNode, mirror: str | None,
+def _resolve_init(row: str | None, weights: Path | None, settings: InitSettings, mirror: str | None,
                   dist: DistInfo) -> Path | None:
     if not dist.is_main:  # rank 0 pulls/converts first; the others then read the cache
         barrier(dist)
-    path = train_init_weights(row, weights, cfg, mirror)
+    path = train_init_weights(row, weights, settings, mirror)
     if dist.is_main:
         barrier(dist)
     if path is not None and not path.is_file():
@@ -186,14 +196,14 @@ def _same_checkpoint_everywhere(found: Path | None, out: Path, dist: DistInfo) -
                          "put it on a filesystem every node shares")
 
 
-def _trainer(run: _Run, settings, amp_dtype, embeddings: np.ndarray | None, log_period: int) -> Trainer:
+def _trainer(run: _Run, settings: TrainSettings, amp_dtype, embeddings: np.ndarray | None, log_period: int) -> Trainer:
     from detic_cli.data.build import build_train_loader
     from detic_cli.engine.train_setup import build_train_parts
 
     cfg, dist = run.cfg, run.dist
     seed = int(broadcast_object(settings.seed if settings.seed is not None else draw_seed(), dist))
     _seed_all(seed + dist.rank)
-    torch.backends.cudnn.benchmark = bool(cfg.CUDNN_BENCHMARK)
+    torch.backends.cudnn.benchmark = settings.cudnn_benchmark
     parts = build_train_parts(cfg, device=run.device, embeddings=embeddings)
 
     def make_data(start_iter: int, data_seed: int):
