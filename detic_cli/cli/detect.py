@@ -9,8 +9,18 @@ import typer
 from rich.console import Console
 
 from detic_cli.cli.app import app
-from detic_cli.cli.common import AMP_HELP, check_writable, inference_amp, progress_bar
+from detic_cli.cli.common import check_writable, inference_amp, progress_bar
 from detic_cli.cli.display import Window, display_problem
+from detic_cli.cli.options import (
+    amp_option,
+    batch_size_option,
+    clip_checkpoint_option,
+    device_option,
+    mirror_option,
+    vocab_file_option,
+    vocab_names_option,
+    vocab_option,
+)
 from detic_cli.data.sources import Source, expand_inputs
 from detic_cli.engine.detect_job import DetectJob, OutputPlan, Sink, count_frames
 from detic_cli.engine.model_setup import load_predictor
@@ -28,17 +38,16 @@ def detect(
                                                                  "Swin-B model)."),
     config: Path | None = typer.Option(None, "--config", "-c", help="Detic YAML (original or project)."),
     weights: Path | None = typer.Option(None, "--weights", "-w", help="Checkpoint in the official layout."),
-    vocab: str | None = typer.Option(None, "--vocab", help="lvis (default) | objects365 | openimages | coco | "
-                                                            "\"a,b\" | embeddings .npy"),
-    vocab_names: Path | None = typer.Option(None, "--vocab-names", help="Class names of a .npy, one per line."),
-    vocab_file: Path | None = typer.Option(None, "--vocab-file", help="Class names, one per line (CLIP-encoded)."),
-    clip_checkpoint: Path | None = typer.Option(None, "--clip-checkpoint", help="Local CLIP weights for names."),
+    vocab: str | None = vocab_option("lvis (default) | objects365 | openimages | coco | \"a,b\" | embeddings .npy"),
+    vocab_names: Path | None = vocab_names_option(),
+    vocab_file: Path | None = vocab_file_option(),
+    clip_checkpoint: Path | None = clip_checkpoint_option(),
     threshold: float = typer.Option(0.5, "--threshold", "-t", help="Minimum score of a detection."),
     pred_all_class: bool = typer.Option(False, "--pred-all-class", help="Keep every class above the threshold "
                                                                         "per box, not only the best."),
-    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda[:N]"),
-    batch_size: int = typer.Option(1, "--batch-size", min=1, help="Frames per forward pass."),
-    amp: str = typer.Option("off", "--amp", help=AMP_HELP),
+    device: str = device_option(),
+    batch_size: int = batch_size_option("Frames"),
+    amp: str = amp_option(),
     output: Path | None = typer.Option(None, "--output", "-o", help="Folder, or a file for a single input."),
     json_path: Path | None = typer.Option(None, "--json", help="Write detections as JSON."),
     max_frames: int | None = typer.Option(None, "--max-frames", min=1, help="Stop each video/webcam after N "
@@ -47,7 +56,7 @@ def detect(
                                                     "and OpenCV with a GUI)."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip unreadable pictures and videos (a warning each) "
                                                             "instead of stopping at the first."),
-    mirror: str | None = typer.Option(None, "--mirror", help="Base URL or folder standing in for public hosts."),
+    mirror: str | None = mirror_option(),
     jsonl: str | None = typer.Option(None, "--jsonl", help="Stream one JSON record per picture or frame to FILE "
                                                            "(- for stdout) as each is produced."),
     save_txt: bool = typer.Option(False, "--save-txt", help="YOLO label files (class cx cy w h, relative) in "

@@ -17,6 +17,7 @@ from detic_cli.cli.app import app
 from detic_cli.cli.options import (
     amp_option,
     batch_size_option,
+    clip_checkpoint_option,
     device_option,
     mirror_option,
     vocab_file_option,
@@ -44,7 +45,7 @@ def evaluate(
                                      "dataset's own)."),
     vocab_names: Path | None = vocab_names_option(),
     vocab_file: Path | None = vocab_file_option(),
-    clip_checkpoint: Path | None = typer.Option(None, "--clip-checkpoint", help="Local CLIP weights for names."),
+    clip_checkpoint: Path | None = clip_checkpoint_option(),
     output_dir: Path | None = typer.Option(None, "--output-dir", "-o", help="Results, metrics and resumable "
                                                                             "shards (default: eval/MODEL-DATA)."),
     device: str = device_option(),

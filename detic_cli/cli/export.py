@@ -9,6 +9,7 @@ from rich.console import Console
 
 from detic_cli.cli.app import app
 from detic_cli.cli.common import check_writable
+from detic_cli.cli.options import clip_checkpoint_option, mirror_option, vocab_names_option, vocab_option
 from detic_cli.errors import DeticError
 
 _err = Console(stderr=True, markup=False)
@@ -38,15 +39,15 @@ def export(
                                                                    "may raise it, not lower it)."),
     pred_all_class: bool = typer.Option(False, "--pred-all-class", help="Every class above the threshold per "
                                                                         "box, not only the best."),
-    vocab: str | None = typer.Option(None, "--vocab", help="Vocabulary of the probe check (default lvis); any "
-                                                            "vocabulary can be fed at run time."),
-    vocab_names: Path | None = typer.Option(None, "--vocab-names", help="Class names of a .npy, one per line."),
-    clip_checkpoint: Path | None = typer.Option(None, "--clip-checkpoint", help="Local CLIP weights for names."),
+    vocab: str | None = vocab_option("Vocabulary of the probe check (default lvis); any vocabulary can be fed at "
+                                     "run time."),
+    vocab_names: Path | None = vocab_names_option(),
+    clip_checkpoint: Path | None = clip_checkpoint_option(),
     probe: Path | None = typer.Option(None, "--probe", help="Picture of the onnxruntime-vs-PyTorch check "
                                                             "(default: a synthetic one)."),
     box_tol: float = typer.Option(0.5, "--box-tolerance", help="Largest box difference (px) the check allows."),
     score_tol: float = typer.Option(1e-3, "--score-tolerance", help="Largest score difference the check allows."),
-    mirror: str | None = typer.Option(None, "--mirror", help="Base URL or folder standing in for public hosts."),
+    mirror: str | None = mirror_option(),
 ) -> None:
     """Export a model to ONNX, with the class embeddings as an input, checked against PyTorch."""
     from detic_cli.engine.model_setup import model_files

@@ -1,6 +1,6 @@
 """The options several subcommands share, defined once: each factory returns the typer Option to use as a
 parameter's default (`device: str = device_option()`), so the flag's name, default and help read the same in
-`detect`, `eval`, `cross-eval`, `train` and `serve`."""
+`detect`, `eval`, `cross-eval`, `train`, `serve` and `export`."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 
 import typer
 
-__all__ = ["AMP_HELP", "amp_option", "batch_size_option", "device_option", "mirror_option", "vocab_file_option",
-           "vocab_names_option", "vocab_option"]
+__all__ = ["AMP_HELP", "amp_option", "batch_size_option", "clip_checkpoint_option", "device_option", "mirror_option",
+           "vocab_file_option", "vocab_names_option", "vocab_option"]
 
 AMP_HELP = ("off | fp16 | bf16: run the backbone in half precision (faster on GPUs, fp16 slow on CPUs); "
             "detections differ slightly from the original's float32")
@@ -41,3 +41,7 @@ def vocab_names_option() -> Any:
 
 def vocab_file_option() -> Any:
     return typer.Option(None, "--vocab-file", help="Class names, one per line (CLIP-encoded).")
+
+
+def clip_checkpoint_option() -> Any:
+    return typer.Option(None, "--clip-checkpoint", help="Local CLIP weights for names.")

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from detic_cli.cli.app import app
+from detic_cli.cli.options import amp_option, clip_checkpoint_option, device_option, mirror_option, vocab_option
 from detic_cli.engine.model_setup import inference_amp
 from detic_cli.errors import DeticError
 
@@ -22,13 +23,13 @@ def serve(
                                                                  "Swin-B model)."),
     config: Path | None = typer.Option(None, "--config", "-c", help="Detic YAML (original or project)."),
     weights: Path | None = typer.Option(None, "--weights", "-w", help="Checkpoint in the official layout."),
-    vocab: str | None = typer.Option(None, "--vocab", help="Default vocabulary: lvis (default) | objects365 | "
-                                                            "openimages | coco | \"a,b\" | embeddings .npy"),
-    clip_checkpoint: Path | None = typer.Option(None, "--clip-checkpoint", help="Local CLIP weights for names."),
+    vocab: str | None = vocab_option("Default vocabulary: lvis (default) | objects365 | openimages | coco | \"a,b\" | "
+                                     "embeddings .npy"),
+    clip_checkpoint: Path | None = clip_checkpoint_option(),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (0.0.0.0 exposes the service)."),
     port: int = typer.Option(8000, "--port", min=1, max=65535, help="TCP port."),
-    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda[:N]"),
-    amp: str = typer.Option("off", "--amp", help="off | fp16 | bf16 (the backbone in half precision)."),
+    device: str = device_option(),
+    amp: str = amp_option(help="off | fp16 | bf16 (the backbone in half precision)."),
     threshold: float = typer.Option(0.5, "--threshold", "-t", help="Score threshold of requests that give none."),
     min_threshold: float | None = typer.Option(None, "--min-threshold", help="The lowest threshold a request may "
                                                "ask for: the model's score cut (default 0.1, or --threshold if lower; "
@@ -41,7 +42,7 @@ def serve(
     max_classes: int = typer.Option(2048, "--max-classes", min=1, help="Most class names in one request."),
     workers_queue: int = typer.Option(64, "--workers-queue", min=1, help="Requests that may wait for the model; "
                                                                          "more are answered 503."),
-    mirror: str | None = typer.Option(None, "--mirror", help="Base URL or folder standing in for public hosts."),
+    mirror: str | None = mirror_option(),
 ) -> None:
     """Serve detections over HTTP: POST /v1/detect, /v1/vocab; GET /v1/health, /v1/model, /v1/metrics, /docs."""
     import uvicorn
