@@ -10,7 +10,7 @@ from torch import nn
 from detic_cli.errors import DeticError
 from detic_cli.modeling.backbone.base import Backbone
 from detic_cli.modeling.postprocess import detector_postprocess
-from detic_cli.modeling.proposal.rpn import RPN
+from detic_cli.modeling.protocols import ProposalGenerator, ROIHeads
 from detic_cli.modeling.roi_heads.caption_loss import gather_caption_features
 from detic_cli.modeling.roi_heads.rescoring import RegionScorer
 from detic_cli.modeling.roi_heads.weak_supervision import ANN_TYPES, BatchClassifier
@@ -33,7 +33,7 @@ class CustomRCNN(nn.Module):
     (MODEL.DYNAMIC_CLASSIFIER) samples each non-caption batch's class subset.
     """
 
-    def __init__(self, *, backbone: Backbone, proposal_generator: nn.Module, roi_heads: nn.Module,
+    def __init__(self, *, backbone: Backbone, proposal_generator: ProposalGenerator, roi_heads: ROIHeads,
                  pixel_mean: list[float], pixel_std: list[float], input_format: str = "BGR",
                  text_encoder: TextEncoder | None = None, dataset_loss_weight: list[float] | None = None,
                  sync_caption_batch: bool = False, cap_batch_ratio: int = 4,
@@ -147,19 +147,15 @@ class CustomRCNN(nn.Module):
     def proposals_with_losses(self, images: ImageList, features: dict[str, torch.Tensor],
                               gt_instances: list[Instances]) -> tuple[list[Instances], dict[str, torch.Tensor]]:
         """(proposals without gradient, proposal-generator losses) for the padded batch."""
-        if isinstance(self.proposal_generator, RPN):
-            return self.proposal_generator.forward_with_losses(images, features, [g.gt_boxes for g in gt_instances])
         return self.proposal_generator.forward_with_losses(images, features, gt_instances)
 
     def image_label_losses(self, features: dict[str, torch.Tensor], proposals: list[Instances],
                            batched_inputs: list[dict[str, Any]], ann_type: str,
                            batch: BatchClassifier | None = None) -> dict[str, torch.Tensor]:
         """Weakly supervised losses (image labels, captions) from the ROI heads."""
-        forward = getattr(self.roi_heads, "forward_image_labels", None)
-        if forward is None:
-            raise DeticError(f"these ROI heads cannot train on weak annotations (a batch of ann_type {ann_type!r})")
         image_labels = [list(x.get("pos_category_ids", [])) for x in batched_inputs]
-        return forward(features, proposals, image_labels, ann_type=ann_type, batch=batch or BatchClassifier())
+        return self.roi_heads.forward_image_labels(features, proposals, image_labels, ann_type=ann_type,
+                                                   batch=batch or BatchClassifier())
 
     @torch.no_grad()
     def inference(self, batched_inputs: list[dict[str, Any]], do_postprocess: bool = True):

@@ -166,11 +166,12 @@ class RPN(nn.Module):
         return self.select(images, anchors, logits, deltas)
 
     def forward_with_losses(self, images: ImageList, features: dict[str, torch.Tensor],
-                            gt_boxes: Sequence[Boxes]) -> tuple[list[Instances], dict[str, torch.Tensor]]:
-        """Proposals plus `loss_rpn_cls` and `loss_rpn_loc`; gt_boxes per image, XYXY in the padded-input frame."""
+                            gt_instances: Sequence[Instances]) -> tuple[list[Instances], dict[str, torch.Tensor]]:
+        """Proposals plus `loss_rpn_cls` and `loss_rpn_loc`; `gt_boxes` of each of `gt_instances` XYXY in the
+        padded-input frame."""
         if self.loss is None:
             raise RuntimeError("this RPN was built without a loss (pass loss=RPNLoss(...))")
         anchors, logits, deltas = self.predict(features)
-        labels, matched = self.loss.targets(anchors, gt_boxes, images.image_sizes)
+        labels, matched = self.loss.targets(anchors, [g.gt_boxes for g in gt_instances], images.image_sizes)
         losses = self.loss.losses(anchors, logits, deltas, labels, matched)
         return self.select(images, anchors, logits, deltas), losses

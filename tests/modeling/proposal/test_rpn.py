@@ -19,7 +19,7 @@ from detic_cli.modeling.matching import match_by_iou, subsample_labels
 from detic_cli.modeling.proposal.anchors import DefaultAnchorGenerator, cell_anchors
 from detic_cli.modeling.proposal.rpn import RPN, find_top_proposals
 from detic_cli.modeling.proposal.rpn_loss import RPNLoss
-from detic_cli.structures import Boxes, ImageList
+from detic_cli.structures import Boxes, ImageList, Instances
 
 C4 = "BoxSup_OVCOCO_CLIP_R50_1x.yaml"
 C4_CONFIGS = [C4, "Detic_OVCOCO_CLIP_R50_1x_max-size.yaml", "Detic_OVCOCO_CLIP_R50_1x_caption.yaml",
@@ -211,7 +211,8 @@ def test_forward_with_losses_trains_the_head(shared_dir):
     torch.manual_seed(0)
     rpn = build_rpn(_config(shared_dir, C4), {"res4": (8, 16)}).train()
     images = ImageList(torch.zeros(2, 3, 64, 96), [(64, 96), (60, 90)])
-    gt = [Boxes(torch.tensor([[10.0, 10.0, 50.0, 40.0]])), Boxes(torch.zeros(0, 4))]
+    gt = [Instances((64, 96), gt_boxes=Boxes(torch.tensor([[10.0, 10.0, 50.0, 40.0]]))),
+          Instances((60, 90), gt_boxes=Boxes(torch.zeros(0, 4)))]
     proposals, losses = rpn.forward_with_losses(images, {"res4": torch.randn(2, 8, 4, 6)}, gt)
     assert set(losses) == {"loss_rpn_cls", "loss_rpn_loc"} and len(proposals) == 2
     sum(losses.values()).backward()
