@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from detic_cli.data.catalog import TrainDataset
 from detic_cli.data.image_io import oriented_size
-from detic_cli.data.train_catalog import TrainDataset
 from detic_cli.errors import DeticError
 from detic_cli.utils import read_dataset_json
 

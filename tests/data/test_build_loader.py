@@ -139,7 +139,7 @@ def test_every_zoo_config_names_known_datasets_and_recipes():
     from pathlib import Path
 
     from detic_cli.data.build import dataset_ann_types, train_augmentations
-    from detic_cli.data.train_catalog import resolve_train_dataset
+    from detic_cli.data.catalog import resolve_train_dataset
 
     configs = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml"))
     assert len(configs) >= 20

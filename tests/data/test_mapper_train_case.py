@@ -94,10 +94,10 @@ def test_mask_formats(tmp_path):
     import torch
 
     from detic_cli.data.augment import RandomFlip
+    from detic_cli.data.catalog import resolve_train_dataset
     from detic_cli.data.datasets import load_dataset
     from detic_cli.data.mapper import TrainMapper
     from detic_cli.data.synthetic import IMAGE_DIR, make_detection_dataset
-    from detic_cli.data.train_catalog import resolve_train_dataset
     from detic_cli.errors import DeticError
 
     ann = make_detection_dataset(tmp_path, num_images=4, size=64, seed=1, style="coco", rle_every=2)

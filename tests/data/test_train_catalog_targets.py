@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from detic_cli.data.catalog import TRAIN_LAYOUTS, resolve_train_dataset
 from detic_cli.data.prepare.registry import target_making
-from detic_cli.data.train_catalog import TRAIN_LAYOUTS, resolve_train_dataset
 from detic_cli.errors import DeticError
 
 

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from detic_cli.data.catalog import resolve_train_dataset, train_dataset_names
 from detic_cli.data.datasets import drop_images_without_boxes, load_coco_json, load_dataset, load_lvis_json
 from detic_cli.data.masks import polygons_to_mask, rle_to_mask
 from detic_cli.data.paths import dataset_path
 from detic_cli.data.synthetic import IMAGE_DIR, make_detection_dataset, make_image_label_dataset
-from detic_cli.data.train_catalog import resolve_train_dataset, train_dataset_names
 from detic_cli.errors import DeticError
 
 

@@ -107,10 +107,10 @@ def test_imagenet_is_idempotent_and_force_remakes(root, mirror, progress):
 
 
 def test_training_loader_reads_every_prepared_image(root, mirror, progress, monkeypatch):
+    from detic_cli.data.catalog import resolve_train_dataset
     from detic_cli.data.datasets import load_dataset
     from detic_cli.data.mapper import TrainMapper
     from detic_cli.data.tar_images import TarImageDecoder
-    from detic_cli.data.train_catalog import resolve_train_dataset
 
     _raw_imagenet(root)
     imagenet_lvis.prepare(root, force=False, progress=progress)
