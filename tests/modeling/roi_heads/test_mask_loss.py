@@ -87,15 +87,3 @@ def test_polygon_and_bitmask_targets_differ_at_the_edges_only():
     from_bitmask = mask_targets(polygons.to_bitmasks(40, 40), boxes, torch.tensor([0]), 28)
     differ = (from_polygons != from_bitmask).sum().item()
     assert 0 < differ < 0.1 * from_polygons.sum().item()
-
-
-def test_polygon_masks_index_and_cat_like_instance_fields():
-    from detic_cli.structures.masks import PolygonMasks
-
-    masks = PolygonMasks([[[0, 0, 4, 0, 4, 4]], [[1, 1, 5, 1, 5, 5], [6, 6, 8, 6, 8, 8]], [[2, 2, 3, 2, 3, 3]]])
-    assert len(masks[torch.tensor([True, False, True])]) == 2
-    assert [len(p) for p in masks[torch.tensor([1, 0])].polygons] == [2, 1]
-    assert len(masks[1:]) == 2 and len(masks[0]) == 1
-    assert len(PolygonMasks.cat([masks, masks[:1]])) == 4
-    with pytest.raises(ValueError, match="even number"):
-        PolygonMasks([[[0, 0, 1, 1]]])
