@@ -1,6 +1,6 @@
 """`build_train_loader(cfg)`: the one place the training data pipeline reads the config.
 
-DATASETS.TRAIN names -> records (train_catalog + datasets), a sampler (DATALOADER.SAMPLER_TRAIN),
+DATASETS.TRAIN names -> records (catalog + datasets), a sampler (DATALOADER.SAMPLER_TRAIN),
 batches grouped by aspect ratio and, for multi-dataset training, by dataset (each with its batch
 size), and a torch DataLoader whose workers map records to the training contract's batch elements.
 """
@@ -21,6 +21,7 @@ from detic_cli.data.augment import (
     ResizeShortestEdge,
     detr_augmentations,
 )
+from detic_cli.data.catalog import resolve_train_dataset
 from detic_cli.data.datasets import LoadedDataset, Record, drop_images_without_boxes, load_dataset
 from detic_cli.data.mapper import MappedRecords, TrainMapper
 from detic_cli.data.paths import dataset_path
@@ -33,7 +34,6 @@ from detic_cli.data.samplers import (
     group_ids,
     repeat_factors_from_category_frequency,
 )
-from detic_cli.data.train_catalog import resolve_train_dataset
 from detic_cli.errors import DeticError
 
 

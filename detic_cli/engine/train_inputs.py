@@ -102,7 +102,7 @@ def check_datasets(cfg: CfgNode) -> None:
 
 def check_train_data(settings: TrainInputSettings) -> None:
     """`check_datasets` on settings already read from the config."""
-    from detic_cli.data.train_catalog import resolve_train_dataset
+    from detic_cli.data.catalog import resolve_train_dataset
 
     if not settings.train_datasets:
         raise DeticError("DATASETS.TRAIN is empty: name the training datasets")
