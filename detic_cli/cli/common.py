@@ -1,19 +1,11 @@
-"""Helpers shared by several subcommands: output checks; model files, vocabulary, devices and the progress bar
-are re-exported from where they live (engine/model_setup, detic_cli.progress; options: cli/options.py)."""
+"""Helpers shared by several subcommands: checks on output paths before any work starts."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from detic_cli.cli.options import AMP_HELP
-from detic_cli.engine.model_setup import inference_amp, model_files, resolve_classifier
 from detic_cli.errors import DeticError
-from detic_cli.progress import progress_bar
-from detic_cli.utils import resolve_device
-
-__all__ = ["AMP_HELP", "check_writable", "inference_amp", "model_files", "progress_bar", "resolve_classifier",
-           "resolve_device"]
 
 
 def check_writable(path: Path, flag: str, *, folder: bool = False) -> None:

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from detic_cli.cli.app import app
-from detic_cli.cli.common import check_writable, inference_amp, progress_bar
+from detic_cli.cli.common import check_writable
 from detic_cli.cli.display import Window, display_problem
 from detic_cli.cli.options import (
     amp_option,
@@ -23,9 +23,10 @@ from detic_cli.cli.options import (
 )
 from detic_cli.data.sources import Source, expand_inputs
 from detic_cli.engine.detect_job import DetectJob, OutputPlan, Sink, count_frames
-from detic_cli.engine.model_setup import load_predictor
+from detic_cli.engine.model_setup import inference_amp, load_predictor
 from detic_cli.engine.outputs import CropWriter, JsonlWriter, YoloWriter
 from detic_cli.errors import DeticError
+from detic_cli.progress import progress_bar
 
 _err = Console(stderr=True, markup=False)  # messages carry paths and user text verbatim
 
