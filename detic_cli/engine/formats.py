@@ -51,7 +51,7 @@ def supervision_detections(result: Result) -> Any:
         data["embedding"] = result.embeddings
     return sv.Detections(xyxy=result.boxes.astype(np.float32).reshape(-1, 4), mask=result.masks,
                          confidence=result.scores.astype(np.float32), class_id=result.class_ids.astype(int),
-                         data=data)
+                         tracker_id=None if result.track_ids is None else result.track_ids.astype(int), data=data)
 
 
 def yolo_lines(result: Result) -> str:
@@ -92,13 +92,16 @@ def crops(result: Result) -> list[tuple[str, np.ndarray]]:
 
 def npz_bytes(result: Result) -> bytes:
     """The arrays of a Result as .npz: boxes, scores, class_ids, class_names, vocabulary, image_size,
-    masks (if any), embeddings / stage_embeddings / proposal_scores and scorer (JSON) with embeddings."""
+    masks (if any), track_ids (if tracked), embeddings / stage_embeddings / proposal_scores and scorer (JSON)
+    with embeddings."""
     arrays: dict[str, Any] = {"boxes": result.boxes, "scores": result.scores, "class_ids": result.class_ids,
                               "class_names": np.array(result.class_names, dtype=str),
                               "vocabulary": np.array(result.vocabulary, dtype=str),
                               "image_size": np.array(result.image_size, dtype=np.int64)}
     if result.masks is not None:
         arrays["masks"] = result.masks
+    if result.track_ids is not None:
+        arrays["track_ids"] = result.track_ids
     if result.stage_embeddings is not None:
         arrays.update(embeddings=result.embeddings, stage_embeddings=result.stage_embeddings,
                       proposal_scores=result.proposal_scores)

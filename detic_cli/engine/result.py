@@ -28,7 +28,9 @@ class Result:
     L2-normalised box feature of the last stage), only when asked for (`embeddings=True`), else None;
     stage_embeddings (N, S, D) per cascade stage and proposal_scores (N,) in [0, 1] are what
     `rescore` needs, with `scorer` (the model's scoring terms). image: the BGR uint8 (H, W, 3) input,
-    kept for `plot`/`crops` (None when not kept).
+    kept for `plot`/`crops` (None when not kept). track_ids: (N,) int64 video track identities from
+    `detic_cli.engine.tracking` (>= 0, stable across a video's frames; -1 for a detection the tracker has
+    not confirmed as a track), None when not tracked.
     """
 
     boxes: np.ndarray
@@ -44,6 +46,7 @@ class Result:
     proposal_scores: np.ndarray | None = None
     scorer: RegionScorer | None = None
     image: np.ndarray | None = None
+    track_ids: np.ndarray | None = None
 
     @staticmethod
     def from_instances(instances: Instances, *, vocabulary: list[str], source: str, frame_index: int | None,
@@ -82,12 +85,13 @@ class Result:
 
         return replace(self, boxes=self.boxes[idx], scores=self.scores[idx], class_ids=self.class_ids[idx],
                        class_names=[self.class_names[i] for i in idx], masks=pick(self.masks),
-                       stage_embeddings=pick(self.stage_embeddings), proposal_scores=pick(self.proposal_scores))
+                       stage_embeddings=pick(self.stage_embeddings), proposal_scores=pick(self.proposal_scores),
+                       track_ids=pick(self.track_ids))
 
     def to_dict(self) -> dict[str, Any]:
         """The `detic detect --json` record (schema of ../shared/README.md): file_name, height, width,
         frame_index (videos only), instances [{box_xyxy, score, class_index, class_name, mask_rle?,
-        embedding? (D floats, with embeddings)}]."""
+        embedding? (D floats, with embeddings), track_id? (int, with tracking; -1: not a confirmed track)}]."""
         from detic_cli.engine.outputs import encode_mask
 
         emb = self.embeddings
@@ -99,6 +103,8 @@ class Result:
                 item["mask_rle"] = encode_mask(self.masks[i])
             if emb is not None:
                 item["embedding"] = [float(v) for v in emb[i]]
+            if self.track_ids is not None:
+                item["track_id"] = int(self.track_ids[i])
             items.append(item)
         record: dict[str, Any] = {"file_name": self.source, "height": self.image_size[0], "width": self.image_size[1]}
         if self.frame_index is not None:
@@ -117,7 +123,8 @@ class Result:
         return coco_results(self, image_id, category_ids)
 
     def to_supervision(self) -> Any:
-        """A `supervision.Detections` (xyxy, mask, confidence, class_id, data["class_name"])."""
+        """A `supervision.Detections` (xyxy, mask, confidence, class_id, data["class_name"], tracker_id when
+        tracked)."""
         from detic_cli.engine.formats import supervision_detections
 
         return supervision_detections(self)
@@ -128,7 +135,8 @@ class Result:
 
         if self.image is None:
             raise DeticError("this Result has no image to draw on (it was made without one)")
-        return draw_detections(self.image, self.boxes, self.scores, self.class_ids, self.masks, self.vocabulary)
+        return draw_detections(self.image, self.boxes, self.scores, self.class_ids, self.masks, self.vocabulary,
+                               track_ids=self.track_ids)
 
     def save(self, path: str | Path) -> Path:
         """Write by suffix: .json (to_dict), .npz (arrays, embeddings included), .txt (YOLO labels) or a

@@ -1,4 +1,4 @@
-"""Draw detections on a BGR picture: translucent masks, boxes and `name score` labels."""
+"""Draw detections on a BGR picture: translucent masks, boxes and `name #track score` labels."""
 
 from __future__ import annotations
 
@@ -16,11 +16,12 @@ def class_color(index: int) -> tuple[int, int, int]:
 
 
 def draw_detections(image_bgr: np.ndarray, boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray,
-                    masks: np.ndarray | None, class_names: list[str]) -> np.ndarray:
+                    masks: np.ndarray | None, class_names: list[str], *,
+                    track_ids: np.ndarray | None = None) -> np.ndarray:
     """A copy of `image_bgr` (H, W, 3 uint8) with every detection drawn, best score on top.
 
     boxes (N, 4) XYXY pixels; scores (N,) in [0, 1]; class_ids (N,) into `class_names`; masks (N, H, W)
-    bool or None.
+    bool or None; track_ids (N,) int or None: a track id >= 0 is drawn as `#ID` after the class name.
     """
     canvas = image_bgr.copy()
     order = np.argsort(scores, kind="stable").tolist() if len(scores) else []
@@ -34,7 +35,8 @@ def draw_detections(image_bgr: np.ndarray, boxes: np.ndarray, scores: np.ndarray
         x1, y1, x2, y2 = (int(round(float(v))) for v in boxes[i])
         cv2.rectangle(canvas, (x1, y1), (x2, y2), color, thickness)
         name = class_names[cls] if cls < len(class_names) else f"class_{cls}"
-        label = f"{name} {float(scores[i]):.0%}"
+        track = f" #{int(track_ids[i])}" if track_ids is not None and track_ids[i] >= 0 else ""
+        label = f"{name}{track} {float(scores[i]):.0%}"
         scale = 0.4 * thickness
         (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
         top = max(y1 - th - base - 2, 0)
