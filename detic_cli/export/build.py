@@ -42,14 +42,6 @@ def export_refusal(cfg: CfgNode) -> str | None:
     return None
 
 
-def backbone_refusal(cfg: CfgNode) -> str | None:
-    """Why the backbone of `cfg` cannot be exported yet (None: it can)."""
-    if "swin" in cfg.MODEL.BACKBONE.NAME.lower():
-        return ("Swin-B cannot be exported yet: its traced shifted-window attention mask does not broadcast in "
-                "onnxruntime (shape inference fails on the attention bias add)")
-    return None
-
-
 def sidecar_metadata(cfg: CfgNode, *, config: Path, weights: Path) -> dict:
     """What a user of the .onnx needs besides the graph: the config, weights, input and output settings."""
     return {
@@ -77,7 +69,7 @@ def export_model(*, config: Path, weights: Path, out: Path, settings: ExportSett
     vocabulary `vocab` (default lvis) runs the probe check, and any vocabulary can be fed at run time."""
     check_settings(settings)
     cfg = detect_config(config, overrides, threshold, pred_all_class)
-    if (reason := export_refusal(cfg) or backbone_refusal(cfg)) is not None:
+    if (reason := export_refusal(cfg)) is not None:
         raise DeticError(reason)
     if not weights.is_file():
         raise DeticError(f"--weights {weights}: no such file")

@@ -186,7 +186,8 @@ class SwinStage(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x: (B, H, W, C) -> (stage output (B, H, W, C), input of the next stage (B, ceil(H/2), ceil(W/2), 2C))."""
         win = self.window_size
-        hp, wp = -(-x.shape[1] // win) * win, -(-x.shape[2] // win) * win
+        # (n + win - 1) // win, not -(-n // win): a traced shape's // is ONNX's Div, which truncates
+        hp, wp = (x.shape[1] + win - 1) // win * win, (x.shape[2] + win - 1) // win * win
         mask = shifted_window_mask(hp, wp, win, self.shift, x.device)
         for blk in self.blocks:
             if self.use_checkpoint and self.training:

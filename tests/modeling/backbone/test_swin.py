@@ -153,3 +153,26 @@ def test_matches_timm_swin_where_no_padding_is_needed() -> None:
             y = stage(y)
             want = getattr(ours, f"norm{i}")(y).permute(0, 3, 1, 2)
             torch.testing.assert_close(got[f"swin{i}"], want, rtol=1e-4, atol=1e-4)
+
+
+def test_traced_onnx_graph_keeps_any_input_size(tmp_path) -> None:
+    """Traced once (dynamic height and width), the ONNX graph's padding and shifted-window mask follow the
+    input at other sizes, odd ones included, in onnxruntime (a ceil written as -(-n // w) broke it: ONNX's
+    integer Div truncates)."""
+    import onnxruntime
+
+    torch.manual_seed(0)
+    model = SwinTransformer(embed_dim=16, depths=(2, 2, 2, 2), num_heads=(1, 2, 2, 4), out_indices=(1, 2, 3)).eval()
+    path = tmp_path / "swin.onnx"
+    with torch.no_grad():
+        torch.onnx.export(model, (torch.randn(1, 3, 64, 96),), str(path), input_names=["x"],
+                          output_names=model.out_features, dynamic_axes={"x": {2: "h", 3: "w"}}, opset_version=17,
+                          dynamo=False)
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for h, w in [(64, 96), (100, 70), (230, 161)]:
+        x = torch.randn(1, 3, h, w)
+        with torch.no_grad():
+            want = model(x)
+        got = session.run(None, {"x": x.numpy()})
+        for name, array in zip(model.out_features, got):
+            torch.testing.assert_close(torch.from_numpy(array), want[name], rtol=1e-4, atol=1e-4)
