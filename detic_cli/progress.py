@@ -49,10 +49,12 @@ class NullProgress:
         pass
 
 
-def bar_columns(label: str, unit: str = "items", fields: tuple[str, ...] = ()) -> list[ProgressColumn]:
+def bar_columns(label: str, unit: str = "items", fields: tuple[str, ...] = (),
+                rate: str | None = None) -> list[ProgressColumn]:
     """The columns of one bar: `items` (bold label, done/total, elapsed, ETA) or `bytes` (the task's
     description, size, speed, ETA). fields: text templates (`"loss {task.fields[loss]}"`) shown after an
-    items bar's done/total instead of its time columns, for loops that report their own figures."""
+    items bar's done/total instead of its time columns, for loops that report their own figures. rate: the
+    items' name ("images"): an items bar also shows their speed (`2.50 images/s`)."""
     from rich import progress as rp
 
     if unit not in UNITS:
@@ -61,28 +63,45 @@ def bar_columns(label: str, unit: str = "items", fields: tuple[str, ...] = ()) -
         return [rp.TextColumn("{task.description}"), rp.BarColumn(), rp.DownloadColumn(), rp.TransferSpeedColumn(),
                 rp.TimeRemainingColumn()]
     head = [rp.TextColumn(f"[bold]{label}"), rp.BarColumn(), rp.MofNCompleteColumn()]
+    if rate:
+        head.append(_rate_column(rate))
     if fields:
         return [*head, *(rp.TextColumn(f) for f in fields)]
     return [*head, rp.TimeElapsedColumn(), rp.TimeRemainingColumn()]
 
 
+def _rate_column(name: str) -> ProgressColumn:
+    """`N.NN <name>/s`: the task's speed (blank until rich has measured one)."""
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    class RateColumn(ProgressColumn):
+        def render(self, task) -> Text:
+            return Text("" if task.speed is None else f"{task.speed:.2f} {name}/s")
+
+    return RateColumn()
+
+
 def progress_bar(label: str, console: Console, disable: bool = False, unit: str = "items",
-                 fields: tuple[str, ...] = ()) -> RichBar:
+                 fields: tuple[str, ...] = (), rate: str | None = None) -> RichBar:
     """A rich bar (a context manager; add one task and advance it) on `console`; see `bar_columns`."""
     from rich.progress import Progress as RichBar
 
-    return RichBar(*bar_columns(label, unit, fields), console=console, disable=disable)
+    return RichBar(*bar_columns(label, unit, fields, rate), console=console, disable=disable)
 
 
 class BarProgress:
     """A `Progress` drawing one rich bar per task on `console` (default stderr). bars: draw them (default:
-    always for bytes, only on a terminal for items); notes are printed either way."""
+    always for bytes, only on a terminal for items); rate: an items bar's speed, see `bar_columns`; notes are
+    printed either way."""
 
-    def __init__(self, console: Console | None = None, *, unit: str = "bytes", bars: bool | None = None) -> None:
+    def __init__(self, console: Console | None = None, *, unit: str = "bytes", bars: bool | None = None,
+                 rate: str | None = None) -> None:
         from rich.console import Console
 
         self._console = console or Console(stderr=True)
         self._unit = unit
+        self._rate = rate
         self._bars = bars if bars is not None else unit == "bytes" or self._console.is_terminal
         self._bar: RichBar | None = None
         self._task: TaskID | None = None
@@ -90,7 +109,7 @@ class BarProgress:
     def start(self, label: str, total: int | None, completed: int = 0) -> None:
         self.finish()
         if self._bars:
-            self._bar = progress_bar(label, self._console, unit=self._unit)
+            self._bar = progress_bar(label, self._console, unit=self._unit, rate=self._rate)
             self._bar.start()
             self._task = self._bar.add_task(label, total=total, completed=completed)
 

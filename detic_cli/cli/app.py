@@ -36,7 +36,7 @@ def _root(
 
 def _register() -> None:
     # Each subcommand module adds itself to `app` when imported.
-    from detic_cli.cli import build_vocab, convert, cross_eval, data, detect, evaluate, export, serve, train, zoo  # noqa: F401
+    from detic_cli.cli import build_vocab, convert, cross_eval, data, detect, evaluate, export, label, serve, train, zoo  # noqa: F401
 
 
 def _quiet_opencv() -> None:

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import cv2
 import numpy as np
 
 from detic_cli.data.image_io import IMAGE_EXTENSIONS
@@ -54,14 +55,54 @@ def supervision_detections(result: Result) -> Any:
                          tracker_id=None if result.track_ids is None else result.track_ids.astype(int), data=data)
 
 
-def yolo_lines(result: Result) -> str:
-    """YOLO labels: one `class_index cx cy w h` line per detection, coordinates divided by the image size."""
+def yolo_lines(result: Result, polygons: bool = False) -> str:
+    """YOLO labels: one `class_index cx cy w h` line per detection, coordinates divided by the image size.
+    With `polygons` and masks (the YOLO segmentation format): `class_index x0 y0 x1 y1 ...`, the largest outer
+    contour of each mask (the box's corners for an empty mask)."""
     h, w = result.image_size
     lines = []
-    for cls, (x1, y1, x2, y2) in zip(result.class_ids, result.boxes.astype(np.float64)):
+    for i, (cls, (x1, y1, x2, y2)) in enumerate(zip(result.class_ids, result.boxes.astype(np.float64))):
+        if polygons and result.masks is not None:
+            found = mask_polygons(result.masks[i])
+            points = found[0] if found else [x1, y1, x2, y1, x2, y2, x1, y2]
+            scale = np.tile([w, h], len(points) // 2)
+            lines.append(f"{int(cls)} " + " ".join(f"{v:.6f}" for v in np.asarray(points) / scale))
+            continue
         lines.append(f"{int(cls)} {(x1 + x2) / 2 / w:.6f} {(y1 + y2) / 2 / h:.6f} {(x2 - x1) / w:.6f} "
                      f"{(y2 - y1) / h:.6f}")
     return "".join(line + "\n" for line in lines)
+
+
+def mask_polygons(mask: np.ndarray) -> list[list[float]]:
+    """The outer contours of an (H, W) bool mask as COCO polygons [x0, y0, x1, y1, ...] (pixel indices),
+    largest area first; contours of fewer than 3 points are left out."""
+    contours, _ = cv2.findContours(np.ascontiguousarray(mask, dtype=np.uint8), cv2.RETR_EXTERNAL,
+                                   cv2.CHAIN_APPROX_SIMPLE)
+    kept = sorted((c for c in contours if len(c) >= 3), key=cv2.contourArea, reverse=True)
+    return [[float(v) for v in c.reshape(-1)] for c in kept]
+
+
+MASK_STYLES = ("polygon", "rle", "none")
+
+
+def coco_annotations(result: Result, image_id: int, first_id: int, masks: str = "polygon",
+                     category_ids: Sequence[int] | None = None) -> list[dict[str, Any]]:
+    """COCO dataset annotations (ids first_id, first_id + 1, ...): category_id (category_ids[class index],
+    default index + 1), bbox [x, y, w, h] pixels, area, iscrowd 0, score, and with masks a `segmentation`
+    by `masks`: "polygon" (outer contours; RLE where the mask is empty), "rle" (size, counts str) or "none"."""
+    if masks not in MASK_STYLES:
+        raise DeticError(f"--masks {masks}: expected one of {', '.join(MASK_STYLES)}")
+    out = []
+    for i, item in enumerate(coco_results(result, image_id, category_ids)):
+        x, y, bw, bh = item["bbox"]
+        ann = {"id": first_id + i, **item, "area": bw * bh, "iscrowd": 0}
+        ann.pop("segmentation", None)
+        if result.masks is not None and masks != "none":
+            ann["area"] = float(result.masks[i].sum())
+            polygons = mask_polygons(result.masks[i]) if masks == "polygon" else []
+            ann["segmentation"] = polygons or item["segmentation"]
+        out.append(ann)
+    return out
 
 
 def result_stem(result: Result) -> str:
