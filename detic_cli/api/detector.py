@@ -11,6 +11,7 @@ from detic_cli.api.inputs import frames_of
 from detic_cli.engine.detect_job import stream_results
 from detic_cli.engine.model_setup import VocabSpec, load_predictor_parts, vocabulary_of
 from detic_cli.engine.result import Result
+from detic_cli.engine.tracking import TrackSettings, track_frames
 from detic_cli.errors import DeticError
 
 
@@ -83,6 +84,20 @@ class Detector:
             with closing(results):
                 return next(results)
         return results
+
+    def track(self, source: Any, settings: TrackSettings | None = None, *, channels: str | None = None,
+              **options: Any) -> Iterator[Result]:
+        """Results of a video (or anything `__call__` takes), frame by frame as decoded, with `track_ids`: one
+        ByteTrack per video, so an object keeps its id across frames (-1 until its track is confirmed);
+        pictures come untracked. `settings` (a TrackSettings) or its fields as keywords (buffer=60,
+        thresh=0.4, ...) set the tracker; needs `pip install "detic[track]"`."""
+        if settings is not None and options:
+            raise DeticError("track: give settings or keyword options, not both")
+        settings = settings if settings is not None else TrackSettings(**options)
+        frames, _ = frames_of(source, channels or self.channels)
+        pairs = stream_results(self._predictor, frames, batch_size=self.batch_size, thresholds=self._thresholds)
+        for _, result in track_frames(pairs, settings):
+            yield result
 
     def _results(self, frames) -> Iterator[Result]:
         for _, result in stream_results(self._predictor, frames, batch_size=self.batch_size,

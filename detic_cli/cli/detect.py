@@ -17,6 +17,13 @@ from detic_cli.cli.options import (
     clip_checkpoint_option,
     device_option,
     mirror_option,
+    track_activation_thresh_option,
+    track_buffer_option,
+    track_match_thresh_option,
+    track_min_frames_option,
+    track_option,
+    track_settings,
+    track_thresh_option,
     vocab_file_option,
     vocab_names_option,
     vocab_option,
@@ -71,6 +78,12 @@ def detect(
     backend: str = typer.Option("torch", "--backend", help="torch | onnxruntime (a model from `detic export`, "
                                                            "given by --onnx)."),
     onnx: Path | None = typer.Option(None, "--onnx", help="The .onnx of `detic export` (--backend onnxruntime)."),
+    track: bool = track_option(),
+    track_buffer: int = track_buffer_option(),
+    track_thresh: float = track_thresh_option(),
+    track_activation_thresh: float | None = track_activation_thresh_option(),
+    track_match_thresh: float = track_match_thresh_option(),
+    track_min_frames: int = track_min_frames_option(),
 ) -> None:
     """Detect objects of any vocabulary in pictures and videos."""
     overrides = [w for w in inputs if "=" in w and not Path(w).exists()]
@@ -78,6 +91,9 @@ def detect(
     if not sources:
         raise DeticError("no input given: name images, folders, globs, videos or a webcam index")
     inference_amp(amp)
+    tracking = track_settings(track, sources, buffer=track_buffer, thresh=track_thresh,
+                              activation_thresh=track_activation_thresh, match_thresh=track_match_thresh,
+                              min_frames=track_min_frames)
     plan = _output_plan(sources, output, json_path)
     sinks = _sinks(sources, output, plan, jsonl, save_txt, save_crops)
     given = len(sources)
@@ -102,7 +118,8 @@ def detect(
                                                amp=amp, embeddings=embeddings, **common)
     window = Window() if show else None
     job = DetectJob(predictor, sources, plan=plan, json_path=json_path, batch_size=batch_size,
-                    max_frames=max_frames, show=window, sinks=[make() for make in sinks], thresholds=thresholds)
+                    max_frames=max_frames, show=window, sinks=[make() for make in sinks], thresholds=thresholds,
+                    track=tracking)
     try:
         skipped = given - len(sources) + _run_with_progress(job, total, skip_bad)
     finally:

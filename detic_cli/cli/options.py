@@ -1,15 +1,25 @@
 """The options several subcommands share, defined once: each factory returns the typer Option to use as a
 parameter's default (`device: str = device_option()`), so the flag's name, default and help read the same in
-`detect`, `eval`, `cross-eval`, `train`, `serve` and `export`."""
+`detect`, `eval`, `cross-eval`, `train`, `serve` and `export`. The `--track*` options (video tracking, in
+`detect` and `label`) become a TrackSettings through `track_settings`."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import typer
 
+from detic_cli.errors import DeticError
+
+if TYPE_CHECKING:
+    from detic_cli.data.sources import Source
+    from detic_cli.engine.tracking import TrackSettings
+
 __all__ = ["AMP_HELP", "amp_option", "batch_size_option", "clip_checkpoint_option", "device_option", "mirror_option",
-           "vocab_file_option", "vocab_names_option", "vocab_option"]
+           "track_activation_thresh_option", "track_buffer_option", "track_match_thresh_option",
+           "track_min_frames_option", "track_option", "track_settings", "track_thresh_option", "vocab_file_option",
+           "vocab_names_option", "vocab_option"]
 
 AMP_HELP = ("off | fp16 | bf16: run the backbone in half precision (faster on GPUs, fp16 slow on CPUs); "
             "detections differ slightly from the original's float32")
@@ -45,3 +55,51 @@ def vocab_file_option() -> Any:
 
 def clip_checkpoint_option() -> Any:
     return typer.Option(None, "--clip-checkpoint", help="Local CLIP weights for names.")
+
+
+def track_option() -> Any:
+    return typer.Option(False, "--track", help="Follow objects across video and webcam frames (ByteTrack): a "
+                                               "track_id per detection, #ID in drawn videos; pictures are not "
+                                               "tracked. Needs pip install \"detic[track]\".")
+
+
+def track_buffer_option() -> Any:
+    return typer.Option(30, "--track-buffer", min=0, help="Frames (at 30 fps, scaled to the video's) a lost "
+                                                          "track is kept to be found again.")
+
+
+def track_thresh_option() -> Any:
+    return typer.Option(0.5, "--track-thresh", min=0.0, max=1.0,
+                        help="Detections scoring at least this are matched first and start tracks; lower ones "
+                             "(down to --threshold) only continue tracks.")
+
+
+def track_activation_thresh_option() -> Any:
+    return typer.Option(None, "--track-activation-thresh", min=0.0, max=1.0,
+                        help="Score a new track needs to start (default: --track-thresh).")
+
+
+def track_match_thresh_option() -> Any:
+    return typer.Option(0.1, "--track-match-thresh", min=0.0, max=1.0,
+                        help="IoU a detection needs with a track's predicted box to continue it.")
+
+
+def track_min_frames_option() -> Any:
+    return typer.Option(2, "--track-min-frames", min=1, help="Consecutive frames before a new track gets its id "
+                                                             "(until then its track_id is -1).")
+
+
+def track_settings(track: bool, sources: Sequence[Source], *, buffer: int, thresh: float,
+                   activation_thresh: float | None, match_thresh: float, min_frames: int) -> TrackSettings | None:
+    """The TrackSettings of the --track options (None without --track), checked before a model loads:
+    the `trackers` package is installed and some input is a video or a webcam."""
+    if not track:
+        return None
+    from detic_cli.engine.tracking import TrackSettings, check_installed
+
+    if all(src.kind == "image" for src in sources):
+        raise DeticError("--track follows objects across video frames: give a video or a webcam (pictures are "
+                         "not tracked)")
+    check_installed()
+    return TrackSettings(buffer=buffer, thresh=thresh, activation_thresh=activation_thresh,
+                         match_thresh=match_thresh, min_frames=min_frames)

@@ -17,6 +17,7 @@ from detic_cli.engine.outputs import JsonWriter, VideoOutput, write_picture
 from detic_cli.engine.predictor import Predictor
 from detic_cli.engine.prefetch import OrderedWorker, prefetch
 from detic_cli.engine.result import Result
+from detic_cli.engine.tracking import TrackSettings, track_frames
 from detic_cli.errors import DeticError
 from detic_cli.structures import Instances
 
@@ -152,14 +153,15 @@ class DetectJob:
     """Runs `predictor` over `sources`; JSON and pictures/videos are written even if a later input fails.
 
     `show(picture, still)` displays each annotated BGR picture (`still`: a picture, not a video frame)
-    and returns False to stop.
+    and returns False to stop. `track`: follow objects across each video's frames (Result.track_ids).
     """
 
     def __init__(self, predictor: Predictor, sources: list[Source], *, plan: OutputPlan, json_path: Path | None,
                  batch_size: int = 1, max_frames: int | None = None,
                  show: Callable[[np.ndarray, bool], bool] | None = None, sinks: list[Sink] | None = None,
-                 thresholds: ClassThresholds | None = None) -> None:
+                 thresholds: ClassThresholds | None = None, track: TrackSettings | None = None) -> None:
         self.predictor = predictor
+        self.track = track
         self.show = show
         self.sources = sources
         self.plan = plan
@@ -186,8 +188,8 @@ class DetectJob:
         failed = False
         frames = source_frames(self.sources, self.max_frames, on_skip)
         try:
-            for frame, result in stream_results(self.predictor, frames, batch_size=self.batch_size,
-                                                thresholds=self.thresholds):
+            results = stream_results(self.predictor, frames, batch_size=self.batch_size, thresholds=self.thresholds)
+            for frame, result in results if self.track is None else track_frames(results, self.track):
                 if writer is not None:
                     writer.submit((frame, result))
                 elif not self._handle(frame, result, on_frame):

@@ -24,7 +24,7 @@ from detic_cli.engine.formats import supervision_detections
 from detic_cli.engine.result import Result
 from detic_cli.errors import DeticError
 
-__all__ = ["INSTALL_HINT", "TrackSettings", "VideoTracker", "track_frames"]
+__all__ = ["INSTALL_HINT", "TrackSettings", "VideoTracker", "check_installed", "track_frames"]
 
 INSTALL_HINT = 'tracking needs the trackers package: pip install "detic[track]"'
 _ROW = "detic_row"  # supervision data key carrying each detection's row through the tracker
@@ -67,18 +67,28 @@ class TrackSettings:
             raise DeticError(f"track frame_rate {self.frame_rate}: expected frames per second > 0")
 
 
-def _bytetrack(settings: TrackSettings, frame_rate: float) -> Any:
-    """A fresh `trackers.ByteTrackTracker` with `settings`; a one-line DeticError when not installed."""
+def _bytetrack_class() -> Any:
     try:
         from trackers import ByteTrackTracker
     except ImportError:
         raise DeticError(INSTALL_HINT) from None
+    return ByteTrackTracker
+
+
+def check_installed() -> None:
+    """Raise the one-line DeticError naming `pip install "detic[track]"` when `trackers` is missing (the
+    commands call it before loading a model)."""
+    _bytetrack_class()
+
+
+def _bytetrack(settings: TrackSettings, frame_rate: float) -> Any:
+    """A fresh `trackers.ByteTrackTracker` with `settings` (a one-line DeticError when not installed)."""
     activation = settings.thresh if settings.activation_thresh is None else settings.activation_thresh
-    return ByteTrackTracker(lost_track_buffer=settings.buffer, frame_rate=frame_rate,
-                            track_activation_threshold=activation,
-                            minimum_consecutive_frames=settings.min_frames,
-                            minimum_iou_threshold=settings.match_thresh,
-                            high_conf_det_threshold=settings.thresh)
+    return _bytetrack_class()(lost_track_buffer=settings.buffer, frame_rate=frame_rate,
+                               track_activation_threshold=activation,
+                               minimum_consecutive_frames=settings.min_frames,
+                               minimum_iou_threshold=settings.match_thresh,
+                               high_conf_det_threshold=settings.thresh)
 
 
 class VideoTracker:

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from detic_cli import Detector, DeticError, Result
+from detic_cli.engine.tracking import TrackSettings
 from tests.conftest import SHARED
 
 
@@ -69,6 +70,21 @@ def test_video_frames_stream_in_order(small_detector, astronaut, tmp_path):
     first = next(results)
     assert first.frame_index == 0 and first.source == str(path)
     assert [r.frame_index for r in results] == [1, 2]
+
+
+def test_track_gives_each_frame_track_ids(small_detector, astronaut, tmp_path):
+    path = tmp_path / "pan.avi"
+    picture = cv2.resize(cv2.imread(astronaut), (136, 128))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 5.0, (128, 128))
+    for i in range(2):
+        writer.write(np.ascontiguousarray(picture[:, 2 * i:2 * i + 128]))
+    writer.release()
+    results = list(small_detector.track(str(path), buffer=5, thresh=0.6))
+    assert [r.frame_index for r in results] == [0, 1]
+    assert len(results[0]) and set(results[0].track_ids.tolist()) == {-1}
+    assert (results[1].track_ids >= 0).any()  # a track started on frame 0 continued on frame 1
+    with pytest.raises(DeticError, match="not both"):
+        next(small_detector.track(str(path), TrackSettings(), buffer=5))
 
 
 def test_set_vocabulary_swaps_classes_without_reloading(r18, astronaut):

@@ -201,3 +201,29 @@ def test_skip_bad_goes_on_past_unreadable_inputs(run_cli, model_args, pictures, 
     warnings = [line for line in err.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 2 and "b.jpg: cannot read image" in warnings[1] and "d.mp4" in warnings[0]
     assert "2 frame(s) from 4 input(s); 2 unreadable input(s) skipped" in err
+
+
+def test_track_gives_ids_in_records_and_the_drawn_video(run_cli, model_args, shared_dir, tmp_path):
+    picture = cv2.resize(cv2.imread(str(shared_dir / "parity/images/astronaut.jpg")), (160, 160))
+    video = tmp_path / "pan.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (128, 128))
+    for i in range(2):  # the picture panning 2 px a frame
+        writer.write(np.ascontiguousarray(picture[8:136, 2 * i:2 * i + 128]))
+    writer.release()
+    code, _, err = run_cli("detect", video, "--track", "--track-buffer", "10", "--jsonl", tmp_path / "t.jsonl",
+                           "--output", tmp_path / "vis.mp4", "--threshold", "0.75", *model_args,
+                           "INPUT.MIN_SIZE_TEST=160")
+    assert code == 0, err
+    records = [json.loads(line) for line in (tmp_path / "t.jsonl").read_text().splitlines()]
+    ids = [[i["track_id"] for i in r["instances"]] for r in records]
+    assert [r["frame_index"] for r in records] == [0, 1] and ids[0] and set(ids[0]) == {-1}, ids
+    assert any(t >= 0 for t in ids[1]), ids  # tracks started on frame 0 continued on frame 1
+    cap = cv2.VideoCapture(str(tmp_path / "vis.mp4"))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 2
+    cap.release()
+
+
+def test_track_refuses_pictures_only_in_one_line(run_cli, model_args, pictures, tmp_path):
+    code, _, err = run_cli("detect", pictures, "--track", "--json", tmp_path / "d.json", *model_args)
+    assert code != 0 and "--track follows objects across video frames" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "d.json").exists()
