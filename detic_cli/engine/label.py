@@ -89,7 +89,7 @@ def label(sources: Sequence[str], *, out: str | Path, model: str | None = None, 
                 "ontology": onto.to_dict() if onto else None, "threshold": thresholds.base,
                 "class_threshold": thresholds.per_class, "min_box_area": options.filters.min_box_area,
                 "max_detections": options.filters.max_detections, "merge_iou": options.filters.merge_iou,
-                "overrides": list(overrides), "amp": amp or "off", "frame_format": options.frame_format}
+                "overrides": list(overrides), "amp": amp or "off"}
     init_distributed(dist, torch_device.type == "cuda")
     problem = store.mismatch(settings, fresh=fresh) if dist.is_main else None
     if dist.is_main and problem is None:

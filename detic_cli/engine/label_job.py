@@ -117,7 +117,10 @@ class LabelJob:
 
     def label(self, result: Result) -> Result:
         """The detections of the prompts as the dataset's classes, thresholded and filtered."""
-        out = self.thresholds.apply(self.ontology.apply(result, self.filters.merge_iou))
+        out = self.ontology.apply(result, self.filters.merge_iou)
+        if len(out):  # every class's own threshold (the model cut at the lowest one)
+            limits = [self.thresholds.per_class.get(n, self.thresholds.base) for n in out.class_names]
+            out = out.select(out.scores > np.asarray(limits, np.float32))
         if self.filters.min_box_area > 0 and len(out):
             wh = out.boxes[:, 2:] - out.boxes[:, :2]
             out = out.select(wh[:, 0] * wh[:, 1] >= self.filters.min_box_area)

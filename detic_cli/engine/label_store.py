@@ -60,6 +60,7 @@ class LabelStore:
         drops the earlier run's state first."""
         path = self.work / "settings.json"
         if fresh and self.work.is_dir():
+            self._drop_dataset()
             shutil.rmtree(self.work)
         elif path.is_file():
             try:
@@ -74,6 +75,13 @@ class LabelStore:
         self.shards.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(path, json.dumps(settings, indent=1, sort_keys=True).encode("utf-8"))
         return None
+
+    def _drop_dataset(self) -> None:
+        """Remove the dataset files an earlier run wrote (listed in written.json), nothing else."""
+        listing = self.work / "written.json"
+        if listing.is_file():
+            for name in json.loads(listing.read_text(encoding="utf-8")):
+                (self.out / name).unlink(missing_ok=True)
 
     def settings(self) -> dict[str, Any]:
         path = self.work / "settings.json"
