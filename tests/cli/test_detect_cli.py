@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 
 import cv2
 import numpy as np
@@ -227,3 +228,10 @@ def test_track_refuses_pictures_only_in_one_line(run_cli, model_args, pictures, 
     code, _, err = run_cli("detect", pictures, "--track", "--json", tmp_path / "d.json", *model_args)
     assert code != 0 and "--track follows objects across video frames" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "d.json").exists()
+
+
+def test_track_without_the_trackers_package_names_the_extra(run_cli, model_args, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "trackers", None)
+    _write_video(tmp_path / "clip.mp4", frames=1)
+    code, _, err = run_cli("detect", tmp_path / "clip.mp4", "--track", *model_args)
+    assert code != 0 and 'pip install "detic[track]"' in err and len(err.strip().splitlines()) == 1
