@@ -60,7 +60,7 @@ def clip_checkpoint_option() -> Any:
 def track_option() -> Any:
     return typer.Option(False, "--track", help="Follow objects across video and webcam frames (ByteTrack): a "
                                                "track_id per detection, #ID in drawn videos; pictures are not "
-                                               "tracked. Needs pip install \"detic[track]\".")
+                                               "tracked. Needs pip install \"detic\\[track]\".")
 
 
 def track_buffer_option() -> Any:
