@@ -112,3 +112,27 @@ def test_count_frames_opens_every_video_and_camera_first(tmp_path, monkeypatch):
         detect_job.count_frames([Source("webcam", "0"), Source("video", "broken.mp4")], None)
     assert detect_job.count_frames([Source("webcam", "0")], None) is None
     assert detect_job.count_frames([Source("webcam", "0")], 10) == 10
+
+
+class SureBoxPredictor(OneBoxPredictor):
+    """OneBoxPredictor with a score of 0.9 on every frame."""
+
+    def predict(self, inputs: list[np.ndarray]) -> list[Instances]:
+        out = super().predict(inputs)
+        for inst in out:
+            inst.scores = torch.full_like(inst.scores, 0.9)
+        return out
+
+
+def test_track_numbers_each_video_from_zero_and_leaves_pictures_untracked(tmp_path):
+    from detic_cli.engine.tracking import TrackSettings
+
+    picture = tmp_path / "p.png"
+    cv2.imwrite(str(picture), np.zeros((48, 64, 3), np.uint8))
+    sources = [_video(tmp_path / "a.avi", 3), Source("image", str(picture)), _video(tmp_path / "b.avi", 3)]
+    job = DetectJob(SureBoxPredictor(), sources, plan=OutputPlan(), json_path=tmp_path / "d.json", batch_size=2,
+                    track=TrackSettings())
+    job.run()
+    records = json.loads((tmp_path / "d.json").read_text())
+    ids = [[i.get("track_id") for i in r["instances"]] for r in records]
+    assert ids == [[-1], [0], [0], [None], [-1], [0], [0]]
