@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from detic_cli.engine.class_thresholds import parse_class_thresholds
+from detic_cli.engine.class_thresholds import ClassThresholds, parse_class_thresholds
 from detic_cli.engine.dist import (
     DistInfo,
     barrier,
@@ -115,28 +115,27 @@ def label_status(out: str | Path) -> tuple[LabelStatus, bool]:
 
 
 def _check(options: LabelOptions, ontology: str | Mapping[str, Any] | None, vocab: Any, vocab_file: Any,
-           out: str | Path) -> tuple[DatasetLayout, Ontology | None, Any]:
+           out: str | Path) -> tuple[DatasetLayout, Ontology | None, ClassThresholds]:
     """The layout, ontology and thresholds of the options, every one checked before a model loads."""
+    from detic_cli.engine.formats import MASK_STYLES
+
     if options.format not in FORMATS:
         raise DeticError(f"--format {options.format}: expected coco, yolo or both")
+    if options.masks not in MASK_STYLES:
+        raise DeticError(f"--masks {options.masks}: expected one of {', '.join(MASK_STYLES)}")
     if options.frame_format not in FRAME_FORMATS:
         raise DeticError(f"--frame-format {options.frame_format}: expected jpg or png")
     if options.filters.max_detections is not None and options.filters.max_detections < 1:
         raise DeticError(f"--max-detections {options.filters.max_detections}: must be at least 1")
     if not 0.0 < options.filters.merge_iou <= 1.0:
         raise DeticError(f"--merge-iou {options.filters.merge_iou}: must be in (0, 1]")
+    layout = DatasetLayout(Path(out), (), FORMATS[options.format], options.masks, parse_split(options.split),
+                           options.seed, options.copy_images, options.drop_empty)
     onto = parse_ontology(ontology)
     if onto is None and vocab is None and vocab_file is None:
         raise DeticError("what should be labelled? give --vocab \"a,b,c\" (each name a class) or --ontology "
                          "\"prompt=class,...\"")
-    thresholds = parse_class_thresholds(options.class_threshold, options.threshold)
-    layout = DatasetLayout(Path(out), (), FORMATS[options.format], options.masks, parse_split(options.split),
-                           options.seed, options.copy_images, options.drop_empty)
-    from detic_cli.engine.formats import MASK_STYLES
-
-    if options.masks not in MASK_STYLES:
-        raise DeticError(f"--masks {options.masks}: expected one of {', '.join(MASK_STYLES)}")
-    return layout, onto, thresholds
+    return layout, onto, parse_class_thresholds(options.class_threshold, options.threshold)
 
 
 def _predictor(onto: Ontology | None, vocab: Any, **load: Any) -> tuple[Predictor, Ontology]:
