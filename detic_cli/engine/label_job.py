@@ -146,7 +146,7 @@ class LabelJob:
         if item.frame is not None:
             file = self.store.frame_path(item.key, self.frame_ext)
             write_picture(file, frame.image)
-        self.store.write(shard_record(item.key, file, replace(result, image=None)))
+        self.store.write({**shard_record(item.key, file, replace(result, image=None)), "rank": self.dist.rank})
 
     def _bad(self, item: LabelItem, message: str, report: Callable[[LabelItem, Result | None], None]) -> None:
         """With --skip-bad, remember `item` as unreadable (it counts as done); otherwise stop on it."""

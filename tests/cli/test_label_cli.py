@@ -100,7 +100,8 @@ def test_torchrun_two_processes_share_the_inputs(model_args, material, tmp_path)
     run = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240)
     assert run.returncode == 0, run.stderr[-3000:]
     assert run.stderr.count("label: 4 image(s)") == 1  # rank 0 alone writes and reports
-    assert len(list((out / ".label" / "shards").glob("*.json"))) == 4
+    shards = [json.loads(p.read_text()) for p in (out / ".label" / "shards").glob("*.json")]
+    assert [s["rank"] for s in sorted(shards, key=lambda s: s["key"])] == [0, 1, 0, 1]  # rank::world_size
     labels = list((out / "labels").glob("*/*.txt"))
     assert len(labels) == 4 and (out / "data.yaml").is_file()
 
