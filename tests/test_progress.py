@@ -42,3 +42,16 @@ def test_item_bars_with_own_fields_and_the_silent_reporter(capsys):
     _run(NullProgress())
     assert isinstance(default_progress(), NullProgress)  # stderr is not a terminal under pytest
     assert capsys.readouterr().err == ""
+
+
+def test_item_bars_can_show_a_rate():
+    import time
+
+    console, out = _console(True)
+    with progress_bar("label", console, rate="images") as bar:
+        task = bar.add_task("label", total=3)
+        for _ in range(3):
+            time.sleep(0.02)
+            bar.advance(task)
+    assert "3/3" in out.getvalue() and "images/s" in out.getvalue()
+    assert len(bar_columns("x", rate="images")) == 6

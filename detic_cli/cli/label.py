@@ -19,13 +19,20 @@ from detic_cli.cli.options import (
     clip_checkpoint_option,
     device_option,
     mirror_option,
+    track_activation_thresh_option,
+    track_buffer_option,
+    track_match_thresh_option,
+    track_min_frames_option,
+    track_option,
+    track_settings,
+    track_thresh_option,
     vocab_file_option,
     vocab_names_option,
     vocab_option,
 )
 from detic_cli.engine.label import LabelOptions, LabelReport, label_status
 from detic_cli.engine.label import label as run_label
-from detic_cli.engine.label_job import LabelFilters, LabelItem
+from detic_cli.engine.label_job import LabelFilters, LabelItem, expand_label_sources
 from detic_cli.engine.result import Result
 from detic_cli.errors import DeticError
 from detic_cli.progress import BarProgress
@@ -71,6 +78,12 @@ def label(
     fresh: bool = typer.Option(False, "--fresh", help="Drop an earlier run's results in --out and start over."),
     max_images: int | None = typer.Option(None, "--max-images", min=1, help="Stop after N new inputs (a rerun "
                                                                             "goes on)."),
+    track: bool = track_option(),
+    track_buffer: int = track_buffer_option(),
+    track_thresh: float = track_thresh_option(),
+    track_activation_thresh: float | None = track_activation_thresh_option(),
+    track_match_thresh: float = track_match_thresh_option(),
+    track_min_frames: int = track_min_frames_option(),
     device: str = device_option(),
     batch_size: int = batch_size_option(),
     amp: str = amp_option(),
@@ -87,6 +100,9 @@ def label(
     if out is None:
         raise DeticError("where should the dataset go? give --out DIR")
     check_writable(out, "--out", folder=True)
+    tracking = track_settings(track, expand_label_sources(sources), buffer=track_buffer, thresh=track_thresh,
+                              activation_thresh=track_activation_thresh, match_thresh=track_match_thresh,
+                              min_frames=track_min_frames)
     options = LabelOptions(threshold=threshold, class_threshold=class_threshold, filters=LabelFilters(
         min_box_area, max_detections, merge_iou), format=fmt, masks=masks, split=split, seed=seed,
         drop_empty=drop_empty, copy_images=copy_images, every=every, frame_format=frame_format)
@@ -94,6 +110,7 @@ def label(
                        vocab_names=vocab_names, vocab_file=vocab_file, clip_checkpoint=clip_checkpoint,
                        ontology=ontology, options=options, device=device, batch_size=batch_size, amp=amp,
                        overrides=overrides, mirror=mirror, fresh=fresh, skip_bad=skip_bad, max_images=max_images,
+                       track=tracking,
                        progress=BarProgress(_err, unit="items", bars=True, rate="images"), on_item=_warn_bad)
     _print_report(report)
 

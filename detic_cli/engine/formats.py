@@ -89,7 +89,8 @@ def coco_annotations(result: Result, image_id: int, first_id: int, masks: str = 
                      category_ids: Sequence[int] | None = None) -> list[dict[str, Any]]:
     """COCO dataset annotations (ids first_id, first_id + 1, ...): category_id (category_ids[class index],
     default index + 1), bbox [x, y, w, h] pixels, area, iscrowd 0, score, and with masks a `segmentation`
-    by `masks`: "polygon" (outer contours; RLE where the mask is empty), "rle" (size, counts str) or "none"."""
+    by `masks`: "polygon" (outer contours; RLE where the mask is empty), "rle" (size, counts str) or "none";
+    `track_id` (video track identity, -1 when not a confirmed track) when the Result is tracked."""
     if masks not in MASK_STYLES:
         raise DeticError(f"--masks {masks}: expected one of {', '.join(MASK_STYLES)}")
     out = []
@@ -101,6 +102,8 @@ def coco_annotations(result: Result, image_id: int, first_id: int, masks: str = 
             ann["area"] = float(result.masks[i].sum())
             polygons = mask_polygons(result.masks[i]) if masks == "polygon" else []
             ann["segmentation"] = polygons or item["segmentation"]
+        if result.track_ids is not None:
+            ann["track_id"] = int(result.track_ids[i])
         out.append(ann)
     return out
 

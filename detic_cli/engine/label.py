@@ -9,7 +9,7 @@ earlier one stopped; with other settings it is refused (`fresh` starts over).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from detic_cli.engine.label_store import LabelStatus, LabelStore
 from detic_cli.engine.ontology import Ontology, parse_ontology
 from detic_cli.engine.predictor import Predictor
 from detic_cli.engine.result import Result
+from detic_cli.engine.tracking import TrackSettings
 from detic_cli.errors import DeticError
 from detic_cli.progress import NullProgress, Progress
 
@@ -75,10 +76,11 @@ def label(sources: Sequence[str], *, out: str | Path, model: str | None = None, 
           clip_checkpoint: str | Path | None = None, ontology: str | Mapping[str, Any] | None = None,
           options: LabelOptions = LabelOptions(), device: str = "auto", batch_size: int = 1, amp: str | None = None,
           overrides: Sequence[str] = (), mirror: str | None = None, fresh: bool = False, skip_bad: bool = False,
-          max_images: int | None = None, progress: Progress | None = None,
+          max_images: int | None = None, track: TrackSettings | None = None, progress: Progress | None = None,
           on_item: Callable[[LabelItem, Result | None], None] | None = None) -> LabelReport:
     """Label `sources` (pictures, folders, globs, videos, lists of paths) into the dataset folder `out` with a
-    zoo `model` (or `config` + `weights`) over `vocab` (each name a class) or the prompts of `ontology`."""
+    zoo `model` (or `config` + `weights`) over `vocab` (each name a class) or the prompts of `ontology`.
+    `track`: follow objects across each video's sampled frames (a `track_id` per COCO annotation)."""
     layout, onto, thresholds = _check(options, ontology, vocab, vocab_file, out)
     dist = DistInfo.from_env()
     torch_device = local_device(device, dist)
@@ -89,7 +91,7 @@ def label(sources: Sequence[str], *, out: str | Path, model: str | None = None, 
                 "ontology": onto.to_dict() if onto else None, "threshold": thresholds.base,
                 "class_threshold": thresholds.per_class, "min_box_area": options.filters.min_box_area,
                 "max_detections": options.filters.max_detections, "merge_iou": options.filters.merge_iou,
-                "overrides": list(overrides), "amp": amp or "off"}
+                "overrides": list(overrides), "amp": amp or "off", "track": asdict(track) if track else None}
     init_distributed(dist, torch_device.type == "cuda")
     problem = store.mismatch(settings, fresh=fresh) if dist.is_main else None
     if dist.is_main and problem is None:
@@ -101,7 +103,7 @@ def label(sources: Sequence[str], *, out: str | Path, model: str | None = None, 
                                  threshold=thresholds.model_threshold, amp=amp, overrides=overrides, mirror=mirror)
     thresholds.check(list(full.classes))
     job = LabelJob(predictor, items, store, full, thresholds, options.filters, dist, batch_size, max_images,
-                   skip_bad, options.frame_format)
+                   skip_bad, options.frame_format, track, options.every)
     report = _run(job, layout, progress or NullProgress(), on_item)
     destroy_distributed(dist)
     return report

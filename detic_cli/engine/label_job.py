@@ -21,6 +21,7 @@ from detic_cli.engine.ontology import Ontology
 from detic_cli.engine.outputs import write_picture
 from detic_cli.engine.predictor import Predictor
 from detic_cli.engine.result import Result
+from detic_cli.engine.tracking import TrackSettings, VideoTracker
 from detic_cli.errors import DeticError
 
 LIST_SUFFIXES = (".txt",)
@@ -108,11 +109,25 @@ class LabelJob:
     max_images: int | None = None
     skip_bad: bool = False
     frame_ext: str = "jpg"
+    track: TrackSettings | None = None
+    every: int = 1
     images_done: int = 0
 
+    def _units(self) -> list[list[LabelItem]]:
+        """What a rank takes whole: one input, or with tracking all the sampled frames of one video."""
+        if self.track is None:
+            return [[it] for it in self.items]
+        units: dict[Source, list[LabelItem]] = {}
+        for item in self.items:
+            units.setdefault(item.source, []).append(item)
+        return list(units.values())
+
     def pending(self) -> list[LabelItem]:
-        mine = self.items[self.dist.rank::self.dist.world_size]
-        todo = [it for it in mine if not self.store.done(it.key)]
+        """This rank's inputs without a shard (with tracking: every frame of a video not wholly done, since its
+        track ids run from its first frame), at most `max_images`."""
+        mine = self._units()[self.dist.rank::self.dist.world_size]
+        todo = [it for unit in mine if not all(self.store.done(i.key) for i in unit) for it in unit
+                if self.track is not None or not self.store.done(it.key)]
         return todo if self.max_images is None else todo[:self.max_images]
 
     def label(self, result: Result) -> Result:
@@ -134,9 +149,16 @@ class LabelJob:
         todo = self.pending()
         by_frame = {(it.source, it.frame): it for it in todo}
         frames = self._frames(todo, report)
+        tracker = VideoTracker(self.track) if self.track is not None else None
+        current: Source | None = None
         for frame, result in stream_results(self.predictor, frames, batch_size=self.batch_size):
             item = by_frame[(frame.source, None if frame.source.kind == "image" else frame.index)]
             labelled = self.label(result)
+            if tracker is not None and frame.source.kind == "video":
+                if frame.source != current:  # a new video: ids from 0, at the rate of its sampled frames
+                    tracker.reset(video_info(frame.source)[1] / self.every)
+                    current = frame.source
+                labelled = tracker.update(labelled)
             self._write(item, frame, labelled)
             self.images_done += 1
             report(item, labelled)

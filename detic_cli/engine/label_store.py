@@ -123,7 +123,8 @@ def shard_record(key: str, file: Path, result: Result) -> dict[str, Any]:
 
 
 def result_from_record(record: dict[str, Any], classes: list[str]) -> Result:
-    """The Result a shard was made from (masks decoded from their RLE), class ids indexing `classes`."""
+    """The Result a shard was made from (masks decoded from their RLE, track ids when tracked), class ids
+    indexing `classes`."""
     from detic_cli.data.masks import rle_to_mask
 
     items = record["instances"]
@@ -135,4 +136,6 @@ def result_from_record(record: dict[str, Any], classes: list[str]) -> Result:
                   class_ids=np.asarray([i["class_index"] for i in items], np.int64),
                   class_names=[classes[i["class_index"]] for i in items], masks=masks,
                   image_size=(int(record["height"]), int(record["width"])), source=record["file_name"],
-                  frame_index=record.get("frame_index"), vocabulary=list(classes))
+                  frame_index=record.get("frame_index"), vocabulary=list(classes),
+                  track_ids=np.asarray([i["track_id"] for i in items], np.int64)
+                  if items and all("track_id" in i for i in items) else None)

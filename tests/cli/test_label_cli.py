@@ -114,6 +114,7 @@ def test_torchrun_two_processes_share_the_inputs(model_args, material, tmp_path)
     (["--out", "DS", "--split", "train"], "--split train: expected NAME=FRACTION"),
     (["--out", "DS", "missing.jpg", "--vocab", "a"], "missing.jpg: no such file"),
     (["--out", "DS", "--every", "0", "--vocab", "a"], "--every 0: must be at least 1"),
+    (["--out", "DS", "--track", "--vocab", "a"], "--track follows objects across video frames"),
 ])
 def test_bad_input_is_one_line(run_cli, material, tmp_path, extra, expected):
     args = [str(a).replace("DS", str(tmp_path / "ds")) for a in extra]

@@ -159,3 +159,26 @@ def test_lists_of_paths_and_refused_inputs(tmp_path):
         plan_items(sources, every=0)
     with pytest.raises(DeticError, match="give --vocab"):
         label([str(pics)], out=tmp_path / "ds")
+
+
+def test_tracked_videos_get_track_ids_and_go_whole_to_one_rank(predictor, tmp_path):
+    from detic_cli.engine.tracking import TrackSettings
+
+    videos = [str(_video(tmp_path / f"clip{i}.avi", frames=6)) for i in range(2)]
+    track = TrackSettings(min_frames=1, thresh=0.5)
+    first = label(videos, out=tmp_path / "ds", ontology=ONTOLOGY, options=LabelOptions(every=2), track=track,
+                  max_images=4)
+    assert (first.done, first.total) == (4, 6)
+    again = label(videos, out=tmp_path / "ds", ontology=ONTOLOGY, options=LabelOptions(every=2), track=track)
+    assert again.labelled == 3  # clip1 had one frame of three done: tracked again from its first frame
+    coco = json.loads((tmp_path / "ds" / "annotations" / "instances_train.json").read_text())
+    by_image: dict[int, list] = {}
+    for ann in coco["annotations"]:
+        by_image.setdefault(ann["image_id"], []).append(ann)
+    bottles = [[a["track_id"] for a in anns if a["category_id"] == 1] for _, anns in sorted(by_image.items())]
+    # ByteTrack confirms a track on its second frame: -1 first, then one id along each video
+    assert bottles[0] == bottles[3] == [-1] and bottles[1] == bottles[2] == bottles[4] == bottles[5] == [0]
+    items = plan_items(expand_label_sources(videos), every=2)
+    jobs = [LabelJob(PromptPredictor(), items, LabelStore(tmp_path / "x"), Ontology.identity(PROMPTS),
+                     ClassThresholds(0.5), dist=DistInfo(rank, 2), track=track) for rank in (0, 1)]
+    assert [{it.source.location for it in job.pending()} for job in jobs] == [{videos[0]}, {videos[1]}]
