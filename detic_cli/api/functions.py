@@ -103,3 +103,44 @@ def evaluate(dataset: str | None = None, *, model: str | None = None, config: st
                             overrides=overrides, mirror=mirror,
                             progress=BarProgress(unit="items", bars=True) if progress else NullProgress())
     return dict(report.metrics)
+
+
+def label(sources: Sequence[str | Path] | str | Path, *, out: str | Path, model: str | None = None,
+          config: str | Path | None = None, weights: str | Path | None = None, vocab: str | Sequence[str] | None = None,
+          ontology: str | dict[str, Any] | None = None, format: str = "coco", masks: str = "polygon",
+          split: str = "train=1", seed: int = 0, threshold: float = 0.5, class_threshold: str | dict | None = None,
+          min_box_area: float = 0.0, max_detections: int | None = None, merge_iou: float = 0.5,
+          drop_empty: bool = False, copy_images: bool = False, every: int = 1, track: bool = False,
+          device: str = "auto", batch_size: int = 1, amp: str | None = None, overrides: Sequence[str] = (),
+          clip_checkpoint: str | Path | None = None, mirror: str | None = None, fresh: bool = False,
+          skip_bad: bool = False, max_images: int | None = None, progress: bool = False) -> Any:
+    """Auto-label pictures and videos into a COCO and/or YOLO dataset in `out`, as `detic label`.
+
+    sources: pictures, folders, globs, videos (every `every`-th frame) or text files listing them. vocab: the
+    prompts ("a,b", a built-in name, a .npy, a list of names), each its own class; ontology: prompts -> classes
+    ("milk bottle=bottle,bottle cap=cap", a YAML/JSON file or a dict), the vocabulary being its prompts unless
+    `vocab` is given. format: coco, yolo or both; masks: polygon, rle or none; split: "train=0.8,val=0.2" by a
+    hash of each path (with `seed`). A call with the same `out` goes on where an earlier one stopped (`fresh`
+    starts over). Returns the `LabelReport` (out, total, done, skipped, labelled, main, summary: images,
+    detections per class, empty and unreadable inputs; summary is None while inputs are left).
+    """
+    from detic_cli.engine.label import LabelOptions
+    from detic_cli.engine.label import label as run_label
+    from detic_cli.engine.label_job import LabelFilters
+    from detic_cli.progress import BarProgress, NullProgress
+
+    tracking = None
+    if track:
+        from detic_cli.engine.tracking import TrackSettings, check_installed
+
+        check_installed()
+        tracking = TrackSettings()
+    options = LabelOptions(threshold=threshold, class_threshold=class_threshold, filters=LabelFilters(
+        min_box_area, max_detections, merge_iou), format=format, masks=masks, split=split, seed=seed,
+        drop_empty=drop_empty, copy_images=copy_images, every=every)
+    words = [sources] if isinstance(sources, (str, Path)) else list(sources)
+    return run_label([str(w) for w in words], out=out, model=model, config=config, weights=weights, vocab=vocab,
+                     clip_checkpoint=clip_checkpoint, ontology=ontology, options=options, device=device,
+                     batch_size=batch_size, amp=amp, overrides=overrides, mirror=mirror, fresh=fresh,
+                     skip_bad=skip_bad, max_images=max_images, track=tracking,
+                     progress=BarProgress(unit="items", bars=True, rate="images") if progress else NullProgress())
