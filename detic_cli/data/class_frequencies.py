@@ -1,14 +1,14 @@
 """The class-frequency file of a training vocabulary (MODEL.ROI_BOX_HEAD.CAT_FREQ_PATH) as a tensor.
 
 The federated loss, IGNORE_ZERO_CATS and the dynamic classifier draw classes by how many training
-images show them. The model gets a `ClassImageCounts` (a callable giving the counts) and calls it
-at its first loss, so inference never needs the file and `modeling/` opens none.
+images show them. The engine reads the file here when it builds a model for training and hands the
+counts to the model builder (`ModelData.class_counts`): inference never needs the file and `modeling/`
+opens none.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -37,19 +37,7 @@ def read_class_image_counts(path: str | Path) -> Tensor:
     return torch.tensor(counts, dtype=torch.float32)
 
 
-@dataclass(frozen=True)
-class ClassImageCounts:
-    """The image counts of one frequency file, read when called; prints as the file's path."""
-
-    path: Path
-
-    def __call__(self) -> Tensor:
-        return read_class_image_counts(self.path)
-
-    def __str__(self) -> str:
-        return str(self.path)
-
-
-def class_image_counts(config_path: str) -> ClassImageCounts | None:
-    """The counts of a config's CAT_FREQ_PATH (`datasets/...` under $DETIC_DATASETS); None when it is empty."""
-    return ClassImageCounts(dataset_path(config_path)) if config_path else None
+def class_image_counts(config_path: str) -> Tensor | None:
+    """The (C,) float32 counts of a config's CAT_FREQ_PATH (`datasets/...` under $DETIC_DATASETS); None when the
+    path is empty. DeticError when the file is missing or malformed."""
+    return read_class_image_counts(dataset_path(config_path)) if config_path else None

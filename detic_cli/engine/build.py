@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import yaml
@@ -27,6 +28,9 @@ from detic_cli.engine.optim import GradClip, custom_param_groups, default_param_
 from detic_cli.engine.predictor import InputSettings
 from detic_cli.engine.trainer import AmpDtype
 from detic_cli.errors import DeticError
+
+if TYPE_CHECKING:
+    from detic_cli.modeling.builders import ModelData
 
 AMP_CHOICES = ("fp16", "bf16", "off")
 
@@ -196,12 +200,35 @@ class TrainInputSettings:
     side_files: tuple[tuple[str, str, bool], ...]
 
 
+def needs_class_counts(cfg: CfgNode) -> bool:
+    """Training draws classes by the frequencies of MODEL.ROI_BOX_HEAD.CAT_FREQ_PATH: the R-CNN's federated loss,
+    IGNORE_ZERO_CATS or dynamic classifier, or Deformable DETR's federated loss."""
+    box, arch = cfg.MODEL.ROI_BOX_HEAD, cfg.MODEL.META_ARCHITECTURE
+    if arch == "CustomRCNN":
+        return bool(box.USE_FED_LOSS or box.IGNORE_ZERO_CATS or cfg.MODEL.DYNAMIC_CLASSIFIER)
+    return arch == "DeformableDetr" and bool(cfg.MODEL.DETR.USE_FED_LOSS)
+
+
+def training_model_data(cfg: CfgNode) -> ModelData:
+    """What `build_model` needs to train this config: the (C,) class image counts of CAT_FREQ_PATH when a loss
+    draws by them (read here; DeticError when the file is missing or malformed), CLIP's tokenizer for caption
+    models (MODEL.WITH_CAPTION)."""
+    from detic_cli.data.class_frequencies import class_image_counts
+    from detic_cli.modeling.builders import ModelData
+
+    counts = class_image_counts(str(cfg.MODEL.ROI_BOX_HEAD.CAT_FREQ_PATH)) if needs_class_counts(cfg) else None
+    tokenizer = None
+    if cfg.MODEL.WITH_CAPTION:
+        from detic_cli.clip.bpe import clip_tokenizer
+
+        tokenizer = clip_tokenizer()
+    return ModelData(class_counts=counts, tokenizer=tokenizer)
+
+
 def _side_files(cfg: CfgNode) -> tuple[tuple[str, str, bool], ...]:
     box, loader = cfg.MODEL.ROI_BOX_HEAD, cfg.DATALOADER
     files: list[tuple[str, str, bool]] = []
-    rcnn_freq = cfg.MODEL.META_ARCHITECTURE == "CustomRCNN" and (box.USE_FED_LOSS or box.IGNORE_ZERO_CATS)
-    detr_freq = cfg.MODEL.META_ARCHITECTURE == "DeformableDetr" and cfg.MODEL.DETR.USE_FED_LOSS
-    if (rcnn_freq or detr_freq) and box.CAT_FREQ_PATH:
+    if needs_class_counts(cfg) and box.CAT_FREQ_PATH:
         files.append(("MODEL.ROI_BOX_HEAD.CAT_FREQ_PATH", str(box.CAT_FREQ_PATH), False))
     if loader.USE_TAR_DATASET:
         files += [("DATALOADER.TARFILE_PATH", str(loader.TARFILE_PATH), False),

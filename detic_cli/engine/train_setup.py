@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from detic_cli.config import CfgNode
-from detic_cli.engine.build import build_grad_clip, build_lr_scheduler, build_optimizer
+from detic_cli.engine.build import build_grad_clip, build_lr_scheduler, build_optimizer, training_model_data
 from detic_cli.engine.lr_schedule import LRMultiplier
 from detic_cli.engine.optim import GradClip
 
@@ -32,12 +32,13 @@ class TrainParts:
 
 def build_train_parts(cfg: CfgNode, *, device: torch.device, embeddings: np.ndarray | None) -> TrainParts:
     """Build the config's model on `device` with the (C, D) float32 class `embeddings` as its classifier
-    (None: a model without a zero-shot classifier), then the optimizer, schedule and clipping of SOLVER.*.
+    (None: a model without a zero-shot classifier) and the class frequencies and tokenizer its losses need
+    (`training_model_data`), then the optimizer, schedule and clipping of SOLVER.*.
     The weights are the model's random init: load the initial checkpoint into `parts.model` afterwards
     (loading changes no parameter object, so the optimizer keeps tracking them)."""
-    from detic_cli.modeling.build import build_model
+    from detic_cli.modeling.builders import build_model
 
-    model = build_model(cfg).to(device)
+    model = build_model(cfg, training_model_data(cfg)).to(device)
     if embeddings is not None:
         model.set_vocabulary(torch.from_numpy(np.asarray(embeddings, dtype=np.float32)))
     model.train()

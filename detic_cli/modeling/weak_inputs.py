@@ -4,7 +4,6 @@ classifier's class subset (MODEL.DYNAMIC_CLASSIFIER) and the caption embeddings 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -18,13 +17,13 @@ from detic_cli.modeling.text.text_encoder import TextEncoder
 @dataclass
 class DynamicClassSampler:
     """Samples each batch's class subset: the batch's classes first, then draws up to `num_sample` classes
-    (NUM_SAMPLE_CATS). Box batches draw with the per-class training image counts of `class_counts` (from
-    CAT_FREQ_PATH) ** `freq_weight_power` (FED_LOSS_FREQ_WEIGHT), read on first use; image-labelled batches
+    (NUM_SAMPLE_CATS). Box batches draw with the (F,) per-class training image counts `class_counts` (from
+    CAT_FREQ_PATH) ** `freq_weight_power` (FED_LOSS_FREQ_WEIGHT); image-labelled batches
     draw uniformly over the whole vocabulary, as the original.
     """
 
     num_sample: int = 50
-    class_counts: Callable[[], Tensor] | None = None
+    class_counts: Tensor | None = None
     freq_weight_power: float = 0.5
     _freq: Tensor | None = field(default=None, init=False, repr=False)
 
@@ -32,12 +31,12 @@ class DynamicClassSampler:
         """(F,) float32 drawing weights, F <= num_classes (classes beyond F are never drawn)."""
         if self._freq is None:
             if self.class_counts is None:
-                raise DeticError("MODEL.DYNAMIC_CLASSIFIER draws classes by frequency: set "
-                                 "MODEL.ROI_BOX_HEAD.CAT_FREQ_PATH")
-            self._freq = self.class_counts() ** self.freq_weight_power
+                raise DeticError("MODEL.DYNAMIC_CLASSIFIER draws classes by the training class frequencies "
+                                 "(MODEL.ROI_BOX_HEAD.CAT_FREQ_PATH): the model was built without class_counts")
+            self._freq = self.class_counts.float().cpu() ** self.freq_weight_power
         if len(self._freq) > num_classes:
-            raise DeticError(f"class frequency file {self.class_counts} lists {len(self._freq)} classes but the "
-                             f"vocabulary has {num_classes}: use the file of the training vocabulary")
+            raise DeticError(f"the class frequencies (MODEL.ROI_BOX_HEAD.CAT_FREQ_PATH) list {len(self._freq)} "
+                             f"classes but the vocabulary has {num_classes}: use the file of the training vocabulary")
         return self._freq
 
     def sample(self, batch_classes: Tensor, *, box_data: bool, zs_weight: Tensor) -> tuple[Tensor, Tensor]:

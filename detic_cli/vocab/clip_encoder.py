@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from detic_cli.clip.bpe import clip_tokenizer
 from detic_cli.errors import DeticError, brief
 from detic_cli.modeling.text.text_encoder import TextEncoder, text_encoder_from_state_dict
 from detic_cli.vocab.pretrained import open_clip_weights
@@ -59,7 +60,7 @@ def _text_state(raw: object, path: Path) -> dict[str, torch.Tensor]:
 
 
 def load_text_encoder(path: str | Path, quick_gelu: bool = True) -> TextEncoder:
-    """A float32 TextEncoder in eval mode from a local checkpoint file (see module docstring)."""
+    """A float32 TextEncoder in eval mode with CLIP's tokenizer, from a local checkpoint file (module docstring)."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise DeticError(f"--clip-checkpoint {path}: file not found")
@@ -70,7 +71,7 @@ def load_text_encoder(path: str | Path, quick_gelu: bool = True) -> TextEncoder:
                          f"{brief(exc)})") from exc
     state = _text_state(raw, path)
     try:
-        return text_encoder_from_state_dict(state, quick_gelu=quick_gelu)
+        return text_encoder_from_state_dict(state, quick_gelu=quick_gelu, tokenizer=clip_tokenizer())
     except (KeyError, RuntimeError, IndexError) as exc:
         raise DeticError(f"{path}: the text tower does not have the CLIP (OpenAI) layout: "
                          f"{brief(exc)}") from exc

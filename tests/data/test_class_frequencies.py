@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from detic_cli.data.class_frequencies import ClassImageCounts, class_image_counts, read_class_image_counts
+from detic_cli.data.class_frequencies import class_image_counts, read_class_image_counts
 from detic_cli.errors import DeticError
 
 
@@ -24,11 +24,11 @@ def test_counts_are_ordered_by_id_and_bad_files_are_one_line(tmp_path):
         read_class_image_counts(tmp_path / "bad.json")
 
 
-def test_config_paths_resolve_under_detic_datasets_and_are_read_when_called(tmp_path, monkeypatch):
+def test_config_paths_resolve_under_detic_datasets(tmp_path, monkeypatch):
     monkeypatch.setenv("DETIC_DATASETS", str(tmp_path))
-    counts = class_image_counts("datasets/metadata/cat_info.json")
-    assert counts == ClassImageCounts(tmp_path / "metadata/cat_info.json") and str(counts) == str(counts.path)
+    with pytest.raises(DeticError, match=r"metadata/cat_info\.json not found"):
+        class_image_counts("datasets/metadata/cat_info.json")
     (tmp_path / "metadata").mkdir()
-    counts.path.write_text(json.dumps([{"id": 1, "image_count": 2}]))
-    assert counts().tolist() == [2.0]
+    (tmp_path / "metadata/cat_info.json").write_text(json.dumps([{"id": 1, "image_count": 2}]))
+    assert class_image_counts("datasets/metadata/cat_info.json").tolist() == [2.0]
     assert class_image_counts("") is None

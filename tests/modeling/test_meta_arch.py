@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from detic_cli.config import load_config
+from detic_cli.engine.build import training_model_data
 from detic_cli.errors import DeticError
-from detic_cli.modeling.build import build_model
+from detic_cli.modeling.builders import build_model
 from detic_cli.structures import Boxes, Instances
 
 C4 = "BoxSup_OVCOCO_CLIP_R50_1x.yaml"
@@ -38,7 +39,8 @@ def _model(shared_dir, name: str, tmp_path, monkeypatch, extra=()):
         '[{"id": 1, "image_count": 4}, {"id": 2, "image_count": 9}, {"id": 3, "image_count": 1}]')
     overrides = [*SMALL[name], "MODEL.ROI_BOX_HEAD.IGNORE_ZERO_CATS=False", *extra]
     torch.manual_seed(0)
-    model = build_model(load_config(shared_dir / "detic-reference/configs" / name, overrides))
+    cfg = load_config(shared_dir / "detic-reference/configs" / name, overrides)
+    model = build_model(cfg, training_model_data(cfg))  # the class frequencies, read as `detic train` does
     model.set_vocabulary(torch.randn(3, 512, generator=torch.Generator().manual_seed(1)))
     return model.train()
 

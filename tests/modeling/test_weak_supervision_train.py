@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from detic_cli.config import load_config
+from detic_cli.engine.build import training_model_data
 from detic_cli.errors import DeticError
-from detic_cli.modeling.build import build_model
+from detic_cli.modeling.builders import build_model
 from detic_cli.modeling.roi_heads.caption_loss import caption_logits_loss
 from detic_cli.modeling.roi_heads.weak_supervision import BatchClassifier
 from detic_cli.structures import Boxes, Instances
@@ -47,7 +48,8 @@ def _model(shared_dir, name: str, tmp_path, monkeypatch, extra=()):
     (tmp_path / "metadata/lvis_v1_train_cat_info.json").write_text(
         "[" + ", ".join(f'{{"id": {i + 1}, "image_count": {i % 4}}}' for i in range(10)) + "]")
     torch.manual_seed(0)
-    model = build_model(load_config(shared_dir / "detic-reference/configs" / name, [*SMALL[name], *extra]))
+    cfg = load_config(shared_dir / "detic-reference/configs" / name, [*SMALL[name], *extra])
+    model = build_model(cfg, training_model_data(cfg))  # class frequencies and tokenizer, as `detic train`
     model.set_vocabulary(_embeddings())
     return model.train()
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from detic_cli.clip.bpe import clip_tokenizer
 from detic_cli.errors import DeticError
 from detic_cli.modeling.text.text_encoder import TextEncoder
 from detic_cli.utils import resolve_device as torch_device
@@ -20,7 +21,7 @@ TEXTS = ["a cat", "a 猫", "a traffic_light"]
 @pytest.fixture(scope="module")
 def tiny() -> TextEncoder:
     torch.manual_seed(0)
-    return TextEncoder(embed_dim=16, width=64, heads=1, layers=2).eval()
+    return TextEncoder(embed_dim=16, width=64, heads=1, layers=2, tokenizer=clip_tokenizer()).eval()
 
 
 def _features(model: TextEncoder) -> np.ndarray:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from torch import Tensor
+
 from detic_cli.config import CfgNode
-from detic_cli.data.class_frequencies import class_image_counts
 from detic_cli.layers.box_transform import Box2BoxTransform
 from detic_cli.layers.roi_pooler import ROIPooler
 from detic_cli.modeling.backbone.base import Backbone
@@ -42,12 +43,13 @@ def build_proposal_sampler(cfg: CfgNode) -> ProposalSampler:
                            append_gt=heads.PROPOSAL_APPEND_GT)
 
 
-def build_box_losses(cfg: CfgNode) -> FastRCNNLosses:
-    """Box-predictor losses from MODEL.ROI_BOX_HEAD.*; the frequency file is only read when training needs it."""
+def build_box_losses(cfg: CfgNode, class_counts: Tensor | None = None) -> FastRCNNLosses:
+    """Box-predictor losses from MODEL.ROI_BOX_HEAD.*; `class_counts` (C,) training images per class, for
+    USE_FED_LOSS and IGNORE_ZERO_CATS (only a training loss needs them)."""
     box = cfg.MODEL.ROI_BOX_HEAD
     return FastRCNNLosses(use_sigmoid_ce=box.USE_SIGMOID_CE, use_fed_loss=box.USE_FED_LOSS,
                           fed_loss_num_cat=box.FED_LOSS_NUM_CAT, ignore_zero_cats=box.IGNORE_ZERO_CATS,
-                          class_counts=class_image_counts(box.CAT_FREQ_PATH),
+                          class_counts=class_counts,
                           fed_loss_freq_weight=box.FED_LOSS_FREQ_WEIGHT, box_reg_loss_type=box.BBOX_REG_LOSS_TYPE,
                           smooth_l1_beta=box.SMOOTH_L1_BETA)
 
@@ -62,8 +64,10 @@ def _mask_parts(cfg: CfgNode, backbone: Backbone, channels: int) -> dict:
                 mask_head=head)
 
 
-def build_cascade_roi_heads(cfg: CfgNode, backbone: Backbone) -> DeticCascadeROIHeads:
-    """DeticCascadeROIHeads: one box head and predictor per MODEL.ROI_BOX_CASCADE_HEAD stage, optional mask head."""
+def build_cascade_roi_heads(cfg: CfgNode, backbone: Backbone,
+                            class_counts: Tensor | None = None) -> DeticCascadeROIHeads:
+    """DeticCascadeROIHeads: one box head and predictor per MODEL.ROI_BOX_CASCADE_HEAD stage, optional mask head;
+    `class_counts` as build_box_losses'."""
     heads, box, cascade = cfg.MODEL.ROI_HEADS, cfg.MODEL.ROI_BOX_HEAD, cfg.MODEL.ROI_BOX_CASCADE_HEAD
     channels = backbone.out_channels[heads.IN_FEATURES[0]]
     box_heads, predictors = [], []
@@ -79,12 +83,13 @@ def build_cascade_roi_heads(cfg: CfgNode, backbone: Backbone) -> DeticCascadeROI
                                 mult_proposal_score=box.MULT_PROPOSAL_SCORE,
                                 one_class_per_proposal=heads.ONE_CLASS_PER_PROPOSAL,
                                 sampler=build_proposal_sampler(cfg), stage_ious=list(cascade.IOUS),
-                                losses=build_box_losses(cfg), mask_weight=heads.MASK_WEIGHT,
+                                losses=build_box_losses(cfg, class_counts), mask_weight=heads.MASK_WEIGHT,
                                 weak=build_weak_supervision(cfg), **_mask_parts(cfg, backbone, channels))
 
 
-def build_res5_roi_heads(cfg: CfgNode, backbone: Backbone) -> CustomRes5ROIHeads:
-    """CustomRes5ROIHeads of the C4 models: res5 on pooled res4 regions, then one box predictor."""
+def build_res5_roi_heads(cfg: CfgNode, backbone: Backbone, class_counts: Tensor | None = None) -> CustomRes5ROIHeads:
+    """CustomRes5ROIHeads of the C4 models: res5 on pooled res4 regions, then one box predictor; `class_counts` as
+    build_box_losses'."""
     heads, box = cfg.MODEL.ROI_HEADS, cfg.MODEL.ROI_BOX_HEAD
     predictor = build_box_predictor(cfg, cfg.MODEL.RESNETS.RES2_OUT_CHANNELS * 8, list(box.BBOX_REG_WEIGHTS))
     return CustomRes5ROIHeads(in_features=list(heads.IN_FEATURES),
@@ -92,4 +97,4 @@ def build_res5_roi_heads(cfg: CfgNode, backbone: Backbone) -> CustomRes5ROIHeads
                               box_predictor=predictor, score_thresh=heads.SCORE_THRESH_TEST,
                               nms_thresh=heads.NMS_THRESH_TEST, detections_per_image=cfg.TEST.DETECTIONS_PER_IMAGE,
                               mult_proposal_score=box.MULT_PROPOSAL_SCORE, sampler=build_proposal_sampler(cfg),
-                              losses=build_box_losses(cfg), weak=build_weak_supervision(cfg))
+                              losses=build_box_losses(cfg, class_counts), weak=build_weak_supervision(cfg))

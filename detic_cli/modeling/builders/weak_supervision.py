@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from torch import Tensor
+
 from detic_cli.config import CfgNode
-from detic_cli.data.class_frequencies import class_image_counts
 from detic_cli.modeling.roi_heads.weak_supervision import WeakSupervision
 from detic_cli.modeling.weak_inputs import DynamicClassSampler
 
@@ -19,11 +20,12 @@ def build_weak_supervision(cfg: CfgNode) -> WeakSupervision:
                            with_image_labels=bool(cfg.WITH_IMAGE_LABELS), with_caption=bool(cfg.MODEL.WITH_CAPTION))
 
 
-def build_dynamic_class_sampler(cfg: CfgNode) -> DynamicClassSampler | None:
-    """MODEL.DYNAMIC_CLASSIFIER's per-batch class sampler (None when off)."""
+def build_dynamic_class_sampler(cfg: CfgNode, class_counts: Tensor | None = None) -> DynamicClassSampler | None:
+    """MODEL.DYNAMIC_CLASSIFIER's per-batch class sampler (None when off); `class_counts` (C,) training images per
+    class, which box batches draw by."""
     if not cfg.MODEL.DYNAMIC_CLASSIFIER:
         return None
     box = cfg.MODEL.ROI_BOX_HEAD
     return DynamicClassSampler(num_sample=cfg.MODEL.NUM_SAMPLE_CATS,
-                               class_counts=class_image_counts(box.CAT_FREQ_PATH),
+                               class_counts=class_counts,
                                freq_weight_power=box.FED_LOSS_FREQ_WEIGHT)

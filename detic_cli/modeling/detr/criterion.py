@@ -13,8 +13,6 @@ weights (CLS/L1/GIOU_WEIGHT) multiply the last-layer and `_{i}` terms; the `_enc
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 import torch.nn.functional as F
 from torchvision.ops import sigmoid_focal_loss
@@ -52,7 +50,7 @@ class SetCriterion:
 
     def __init__(self, *, num_classes: int, matcher: HungarianMatcher, cls_weight: float, l1_weight: float,
                  giou_weight: float, focal_alpha: float = 0.25, use_fed_loss: bool = False,
-                 class_counts: Callable[[], torch.Tensor] | None = None, fed_num_sample: int = 50,
+                 class_counts: torch.Tensor | None = None, fed_num_sample: int = 50,
                  fed_freq_weight: float = 0.5) -> None:
         self.num_classes = num_classes
         self.matcher = matcher
@@ -67,8 +65,9 @@ class SetCriterion:
     def _fed_columns(self, matched_classes: torch.Tensor) -> torch.Tensor:
         if self._freq is None:
             if self.class_counts is None:
-                raise DeticError("MODEL.DETR.USE_FED_LOSS needs MODEL.ROI_BOX_HEAD.CAT_FREQ_PATH")
-            self._freq = self.class_counts() ** self.fed_freq_weight
+                raise DeticError("MODEL.DETR.USE_FED_LOSS needs the training class frequencies "
+                                 "(MODEL.ROI_BOX_HEAD.CAT_FREQ_PATH): the model was built without class_counts")
+            self._freq = self.class_counts.float().cpu() ** self.fed_freq_weight
         return sample_fed_classes(matched_classes, num_classes=self.num_classes, num_sample=self.fed_num_sample,
                                   freq_weight=self._freq)
 

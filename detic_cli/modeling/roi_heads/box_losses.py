@@ -9,7 +9,6 @@ proposals, summed and divided by the number of sampled proposals (detectron2's n
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -51,12 +50,16 @@ def box_reg_loss(proposal_boxes: torch.Tensor, gt_boxes: torch.Tensor, deltas: t
     return loss / max(gt_classes.numel(), 1)
 
 
+_NO_COUNTS = ("MODEL.ROI_BOX_HEAD.USE_FED_LOSS / IGNORE_ZERO_CATS need the training class frequencies "
+              "(MODEL.ROI_BOX_HEAD.CAT_FREQ_PATH): the model was built without class_counts")
+
+
 @dataclass
 class FastRCNNLosses:
     """Loss settings of the R-CNN box predictors (MODEL.ROI_BOX_HEAD.*) and the class frequencies.
 
-    `class_counts` gives the (F,) float per-class training image counts; it is called once, at the first
-    loss that needs it (`use_fed_loss` or `ignore_zero_cats`), so inference never does; weights are
+    `class_counts`: (F,) float per-class training image counts, used by the first loss that needs them
+    (`use_fed_loss` or `ignore_zero_cats`), so inference never does; weights are
     image_count ** `fed_loss_freq_weight`, padded with zeros up to the vocabulary size.
     """
 
@@ -64,7 +67,7 @@ class FastRCNNLosses:
     use_fed_loss: bool = False
     fed_loss_num_cat: int = 50
     ignore_zero_cats: bool = False
-    class_counts: Callable[[], torch.Tensor] | None = None
+    class_counts: torch.Tensor | None = None
     fed_loss_freq_weight: float = 0.5
     box_reg_loss_type: str = "smooth_l1"
     smooth_l1_beta: float = 0.0
@@ -77,15 +80,17 @@ class FastRCNNLosses:
             raise DeticError(f"MODEL.ROI_BOX_HEAD.BBOX_REG_LOSS_TYPE {self.box_reg_loss_type!r} is not supported "
                              f"(use one of {', '.join(BOX_REG_LOSS_TYPES)})")
         if (self.use_fed_loss or self.ignore_zero_cats) and self.class_counts is None:
-            raise DeticError("USE_FED_LOSS / IGNORE_ZERO_CATS need MODEL.ROI_BOX_HEAD.CAT_FREQ_PATH")
+            raise DeticError(_NO_COUNTS)
 
     def freq_weight(self, num_classes: int, device: torch.device) -> torch.Tensor:
         """(num_classes,) float32 sampling weights on `device` (the counts are read once)."""
         if self._freq is None:
-            self._freq = self.class_counts() ** self.fed_loss_freq_weight
+            if self.class_counts is None:
+                raise DeticError(_NO_COUNTS)
+            self._freq = self.class_counts.float().cpu() ** self.fed_loss_freq_weight
         if len(self._freq) > num_classes:
-            raise DeticError(f"class frequency file {self.class_counts} lists {len(self._freq)} classes but the "
-                             f"vocabulary has {num_classes}: use the file of the training vocabulary")
+            raise DeticError(f"the class frequencies (MODEL.ROI_BOX_HEAD.CAT_FREQ_PATH) list {len(self._freq)} "
+                             f"classes but the vocabulary has {num_classes}: use the file of the training vocabulary")
         cached = self._on_device
         if cached is None or len(cached) != num_classes or cached.device != torch.device(device):
             padded = torch.cat([self._freq, self._freq.new_zeros(num_classes - len(self._freq))])

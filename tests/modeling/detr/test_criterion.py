@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from detic_cli.data.class_frequencies import ClassImageCounts
+from detic_cli.data.class_frequencies import read_class_image_counts
 from detic_cli.errors import DeticError
 from detic_cli.modeling.detr.criterion import SetCriterion, max_size_image_loss, targets_from_instances
 from detic_cli.modeling.detr.matcher import HungarianMatcher, focal_class_cost
@@ -145,7 +145,7 @@ def test_federated_loss_uses_only_sampled_columns(tmp_path):
     boxes = torch.tensor([[[0.5, 0.5, 0.4, 0.4], [0.2, 0.3, 0.1, 0.2]]])
     target = {"labels": torch.tensor([1]), "boxes": torch.tensor([[0.5, 0.5, 0.4, 0.4]])}
     crit = SetCriterion(num_classes=4, matcher=HungarianMatcher(), cls_weight=1.0, l1_weight=1.0, giou_weight=1.0,
-                        use_fed_loss=True, class_counts=ClassImageCounts(freq), fed_num_sample=50)
+                        use_fed_loss=True, class_counts=read_class_image_counts(freq), fed_num_sample=50)
     loss = crit([{"pred_logits": logits, "pred_boxes": boxes}], [target])["loss_ce"].item()
     # columns: the matched class 1, plus classes 0 and 2 (non-zero frequency); class 3 never counts
     expect = sum(_focal(float(logits[0, 0, c]), c == 1) + _focal(float(logits[0, 1, c]), 0) for c in (0, 1, 2))

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from detic_cli.config import load_config
-from detic_cli.data.class_frequencies import ClassImageCounts
+from detic_cli.data.class_frequencies import read_class_image_counts
 from detic_cli.errors import DeticError
 from detic_cli.layers.box_transform import Box2BoxTransform
-from detic_cli.modeling.build import build_box_losses, build_model
+from detic_cli.modeling.builders import ModelData, build_box_losses, build_model
 from detic_cli.modeling.roi_heads.box_losses import FastRCNNLosses, box_reg_loss
 from detic_cli.structures import Boxes, Instances
 
@@ -47,11 +47,11 @@ def test_sigmoid_ce_sums_foreground_columns_and_divides_by_proposals():
 def test_federated_loss_counts_only_the_sampled_classes(tmp_path):
     freq = tmp_path / "cat_info.json"
     freq.write_text(json.dumps([{"id": i + 1, "image_count": n} for i, n in enumerate([5, 0, 7, 9])]))
-    losses = FastRCNNLosses(use_fed_loss=True, fed_loss_num_cat=3, class_counts=ClassImageCounts(freq))
+    losses = FastRCNNLosses(use_fed_loss=True, fed_loss_num_cat=3, class_counts=read_class_image_counts(freq))
     # present: 0, 2 and the background 4 = 3 classes, so nothing more is drawn
     assert losses.class_loss(LOGITS, GT).item() == pytest.approx(_expected_sigmoid([0, 2]), rel=1e-6)
     torch.manual_seed(0)
-    losses = FastRCNNLosses(use_fed_loss=True, fed_loss_num_cat=4, class_counts=ClassImageCounts(freq))
+    losses = FastRCNNLosses(use_fed_loss=True, fed_loss_num_cat=4, class_counts=read_class_image_counts(freq))
     # one more class is drawn by frequency among {1 (count 0: never), 3}: always 3
     assert losses.class_loss(LOGITS, GT).item() == pytest.approx(_expected_sigmoid([0, 2, 3]), rel=1e-6)
     assert losses.freq_weight(6, torch.device("cpu")).tolist() == pytest.approx(
@@ -61,7 +61,7 @@ def test_federated_loss_counts_only_the_sampled_classes(tmp_path):
 def test_ignore_zero_cats_drops_never_seen_classes(tmp_path):
     freq = tmp_path / "cat_info.json"
     freq.write_text(json.dumps([{"id": i, "image_count": n} for i, n in enumerate([3, 0, 1, 2])]))
-    loss = FastRCNNLosses(ignore_zero_cats=True, class_counts=ClassImageCounts(freq)).class_loss(LOGITS, GT)
+    loss = FastRCNNLosses(ignore_zero_cats=True, class_counts=read_class_image_counts(freq)).class_loss(LOGITS, GT)
     assert loss.item() == pytest.approx(_expected_sigmoid([0, 2, 3]), rel=1e-6)
 
 
@@ -105,21 +105,26 @@ def test_stage_losses_from_labelled_proposals():
     assert empty["loss_cls"].item() == 0 and empty["loss_box_reg"].item() == 0
 
 
-def test_frequency_file_is_read_lazily_and_resolved_under_detic_datasets(tmp_path, monkeypatch, shared_dir):
+def test_class_counts_are_given_to_the_builder_and_only_training_needs_them(tmp_path, monkeypatch, shared_dir):
+    from detic_cli.engine.build import training_model_data
+
     monkeypatch.setenv("DETIC_DATASETS", str(tmp_path))
     cfg = load_config(shared_dir / "detic-reference/configs/BoxSup-C2_LCOCO_CLIP_R18_640b32_4x.yaml")
-    losses = build_box_losses(cfg)
-    assert losses.use_fed_loss and losses.class_counts.path == tmp_path / "metadata/lvis_v1_train_cat_info.json"
     build_model(cfg)  # inference never needs the file
+    losses = build_box_losses(cfg)
+    with pytest.raises(DeticError, match=r"^MODEL.ROI_BOX_HEAD.USE_FED_LOSS .*CAT_FREQ_PATH.*without class_counts$"):
+        losses.class_loss(LOGITS, GT)
     with pytest.raises(DeticError, match="lvis_v1_train_cat_info.json.*detic data prepare lvis-norare"):
-        losses.class_loss(LOGITS, GT)
+        training_model_data(cfg)  # the engine reads the file (through detic_cli.data) for training
     (tmp_path / "metadata").mkdir()
-    losses.class_counts.path.write_text(json.dumps([{"id": i, "image_count": 1} for i in range(9)]))
-    with pytest.raises(DeticError, match="lists 9 classes but the vocabulary has 4"):
-        losses.class_loss(LOGITS, GT)
-    cfg = load_config(shared_dir / "detic-reference/configs/BoxSup-C2_LCOCO_CLIP_R18_640b32_4x.yaml",
-                      ["MODEL.ROI_BOX_HEAD.CAT_FREQ_PATH=rel/cat_info.json"])
-    assert str(build_box_losses(cfg).class_counts.path) == "rel/cat_info.json"
+    (tmp_path / "metadata/lvis_v1_train_cat_info.json").write_text(
+        json.dumps([{"id": i, "image_count": 1} for i in range(9)]))
+    counts = training_model_data(cfg).class_counts
+    assert counts.tolist() == [1.0] * 9
+    model = build_model(cfg, ModelData(class_counts=counts))
+    assert model.roi_heads.losses.class_counts is counts
+    with pytest.raises(DeticError, match="list 9 classes but the vocabulary has 4"):
+        build_box_losses(cfg, counts).class_loss(LOGITS, GT)
 
 
 def test_unsupported_box_loss_fails_at_training_time_only():

@@ -10,7 +10,9 @@ import pytest
 import torch
 from open_clip.transformer import QuickGELU, TextTransformer
 
-from detic_cli.modeling.text.text_encoder import TextEncoder, text_encoder_from_state_dict, tokenize
+from detic_cli.clip.bpe import clip_tokenizer
+from detic_cli.modeling.text.text_encoder import TextEncoder, text_encoder_from_state_dict
+from detic_cli.modeling.text.tokenizer import tokenize
 
 CAPTION_CONFIGS = [
     "Detic_OVCOCO_CLIP_R50_1x_caption.yaml",
@@ -38,7 +40,7 @@ def test_parity_case(parity_tower: TextEncoder, shared_dir: Path):
     expected = np.load(cases / "clip_visible_expected.npy")
     with torch.no_grad():
         from_text = parity_tower(["a " + n for n in names]).numpy()
-        from_ids = parity_tower(tokenize(["a " + n for n in names]).ids).numpy()
+        from_ids = parity_tower(tokenize(clip_tokenizer(), ["a " + n for n in names]).ids).numpy()
     assert from_text.shape == (12, 512) and from_text.dtype == np.float32
     np.testing.assert_allclose(from_text, expected, rtol=0, atol=1e-3 * np.abs(expected).max())
     np.testing.assert_array_equal(from_text, from_ids)
@@ -58,7 +60,7 @@ def test_equals_open_clip_text_tower_on_any_text():
     ref = _tiny_reference()
     ours = text_encoder_from_state_dict({k: v for k, v in ref.state_dict().items() if k != "attn_mask"})
     texts = ["a cat", "a 猫", "a " + "very long name " * 30, "a R2-D2 (robot)!", "a собака", "a"]
-    ids = tokenize(texts).ids
+    ids = tokenize(clip_tokenizer(), texts).ids
     with torch.no_grad():
         np.testing.assert_allclose(ours(ids).numpy(), ref(ids).numpy(), rtol=1e-5, atol=1e-5)
 
@@ -66,7 +68,8 @@ def test_equals_open_clip_text_tower_on_any_text():
 def test_batch_composition_does_not_change_a_row():
     """Columns after a row's end token are cut per batch; a row's features must not depend on it."""
     ref = _tiny_reference()
-    ours = text_encoder_from_state_dict({k: v for k, v in ref.state_dict().items() if k != "attn_mask"})
+    ours = text_encoder_from_state_dict({k: v for k, v in ref.state_dict().items() if k != "attn_mask"},
+                                        tokenizer=clip_tokenizer())
     with torch.no_grad():
         alone = ours(["a cat"])
         mixed = ours(["a cat", "a " + "much longer class name " * 5])[:1]
@@ -74,7 +77,8 @@ def test_batch_composition_does_not_change_a_row():
 
 
 def test_fp16_weights_compute_layer_norm_in_float32(parity_tower: TextEncoder):
-    half = text_encoder_from_state_dict({k: v.half() for k, v in parity_tower.state_dict().items()}).half()
+    half = text_encoder_from_state_dict({k: v.half() for k, v in parity_tower.state_dict().items()},
+                                        tokenizer=clip_tokenizer()).half()
     with torch.no_grad():
         a = parity_tower(["a cat", "a dog"])
         b = half(["a cat", "a dog"]).float()
@@ -83,7 +87,7 @@ def test_fp16_weights_compute_layer_norm_in_float32(parity_tower: TextEncoder):
 
 
 def test_random_init_is_finite_and_sized():
-    enc = TextEncoder(embed_dim=32, width=64, heads=1, layers=1).eval()
+    enc = TextEncoder(embed_dim=32, width=64, heads=1, layers=1, tokenizer=clip_tokenizer()).eval()
     with torch.no_grad():
         out = enc(["a cat", "a dog"])
     assert out.shape == (2, 32) and torch.isfinite(out).all()
