@@ -87,11 +87,8 @@ def label(sources: Sequence[str], *, out: str | Path, model: str | None = None, 
     items = plan_items(expand_label_sources([str(s) for s in sources]), options.every, skip_bad)
     store = LabelStore(Path(out))
     settings = {"model": model, "config": _path(config), "weights": _path(weights), "vocab": _vocab_word(vocab),
-                "vocab_file": _path(vocab_file), "vocab_names": _path(vocab_names),
-                "ontology": onto.to_dict() if onto else None, "threshold": thresholds.base,
-                "class_threshold": thresholds.per_class, "min_box_area": options.filters.min_box_area,
-                "max_detections": options.filters.max_detections, "merge_iou": options.filters.merge_iou,
-                "overrides": list(overrides), "amp": amp or "off", "track": asdict(track) if track else None}
+                "vocab_file": _path(vocab_file), "vocab_names": _path(vocab_names), "overrides": list(overrides),
+                "amp": amp or "off", **_label_settings(onto, thresholds, options.filters, track)}
     init_distributed(dist, torch_device.type == "cuda")
     problem = store.mismatch(settings, fresh=fresh) if dist.is_main else None
     if dist.is_main and problem is None:
@@ -181,6 +178,15 @@ def _run(job: LabelJob, layout: DatasetLayout, progress: Progress,
         full = DatasetLayout(**{**layout.__dict__, "classes": job.ontology.classes})
         summary = write_dataset(full, [job.store.read(k) for k in keys])
     return LabelReport(job.store.out, len(keys), done, skipped, job.images_done, dist.is_main, summary)
+
+
+def _label_settings(onto: Ontology | None, thresholds: ClassThresholds, filters: LabelFilters,
+                    track: TrackSettings | None) -> dict[str, Any]:
+    """The labelling settings a folder's shards depend on (the model's are beside them)."""
+    return {"ontology": onto.to_dict() if onto else None, "threshold": thresholds.base,
+            "class_threshold": thresholds.per_class, "min_box_area": filters.min_box_area,
+            "max_detections": filters.max_detections, "merge_iou": filters.merge_iou,
+            "track": asdict(track) if track else None}
 
 
 def _path(value: str | Path | None) -> str | None:

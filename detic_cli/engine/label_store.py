@@ -56,13 +56,13 @@ class LabelStore:
         return self.frames / f"{self.digest(key)}.{ext}"
 
     def mismatch(self, settings: dict[str, Any], *, fresh: bool) -> str | None:
-        """Claim the folder for `settings` (None), or the one-line reason it belongs to another run. `fresh`
-        drops the earlier run's state first."""
+        """Claim the folder for `settings` (None), or the one-line reason it holds results of other settings.
+        `fresh` drops the earlier run's state (and the dataset files it wrote) first."""
         path = self.work / "settings.json"
         if fresh and self.work.is_dir():
             self._drop_dataset()
             shutil.rmtree(self.work)
-        elif path.is_file():
+        elif path.is_file() and any(self.shards.glob("*.json")):  # settings without results bind nothing
             try:
                 earlier = json.loads(path.read_text(encoding="utf-8"))
             except (OSError, ValueError):

@@ -112,6 +112,9 @@ def test_filters_and_dropping_empty_pictures(predictor, tmp_path):
     with pytest.raises(DeticError, match="--class-threshold: 'bottle'"):
         label([str(pics)], out=tmp_path / "c", vocab="milk bottle,glass bottle,cap",
               options=LabelOptions(class_threshold="bottle=0.2"))
+    again = label([str(pics)], out=tmp_path / "c", vocab="milk bottle,glass bottle,cap",
+                  options=LabelOptions(threshold=0.6))
+    assert again.summary.images == 4  # the failed run left settings but no result, so nothing is refused
 
 
 def test_video_frames_and_bad_files(predictor, tmp_path):
