@@ -7,6 +7,15 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import roi_align
 
+from detic_cli.layers.fast_conv import (
+    blocks_to_image,
+    conv3x3,
+    deconv2x2_relu,
+    fast_path_allowed,
+    nnpack_ready,
+    pointwise,
+    winograd_eligible,
+)
 from detic_cli.structures import Instances
 from detic_cli.structures.masks import PolygonMasks
 
@@ -34,9 +43,22 @@ class MaskRCNNConvUpsampleHead(nn.Module):
         nn.init.zeros_(self.predictor.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if fast_path_allowed(x) and nnpack_ready() and self._fast_shapes():
+            return self._forward_cpu_inference(x)
         for conv in self.convs:
             x = F.relu(conv(x))
         return self.predictor(F.relu(self.deconv(x)))
+
+    def _fast_shapes(self) -> bool:
+        return all(winograd_eligible(c) for c in self.convs) and tuple(self.deconv.kernel_size) == (2, 2) \
+            and tuple(self.deconv.stride) == (2, 2) and tuple(self.deconv.padding) == (0, 0)
+
+    def _forward_cpu_inference(self, x: torch.Tensor) -> torch.Tensor:
+        """The same function on the CPU without gradient, ~2x faster: Winograd 3x3 convolutions, the
+        deconvolution and the 1x1 predictor as GEMMs (float32 rounding differs by ~1e-7 of the logits)."""
+        for conv in self.convs:
+            x = conv3x3(conv, x).relu_()
+        return blocks_to_image(pointwise(self.predictor, deconv2x2_relu(self.deconv, x)))
 
 
 def mask_rcnn_inference(mask_logits: torch.Tensor, instances: list[Instances]) -> None:

@@ -1,0 +1,56 @@
+"""The CPU inference kernels give the ordinary operators' results (to float32 rounding), only without gradient."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from detic_cli.layers.fast_conv import blocks_to_image, conv3x3, deconv2x2_relu, fast_path_allowed, pointwise
+from detic_cli.modeling.roi_heads.mask_head import MaskRCNNConvUpsampleHead
+
+
+def _filled(module: nn.Module) -> nn.Module:
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.normal_(0, 0.1)
+    return module.eval()
+
+
+def test_winograd_conv_matches_the_direct_convolution():
+    conv = _filled(nn.Conv2d(8, 6, 3, padding=1))
+    x = torch.randn(3, 8, 14, 14)  # the mask head's ROI size (Winograd rounding: ~1e-6 of the values here)
+    with torch.no_grad():
+        assert torch.allclose(conv3x3(conv, x), conv(x), rtol=1e-4, atol=1e-5)
+    x.requires_grad_(True)
+    assert conv3x3(conv, x).requires_grad  # with gradient: the ordinary convolution
+
+
+def test_deconv_gemm_and_pointwise_match_the_modules():
+    deconv, pred = _filled(nn.ConvTranspose2d(8, 5, 2, stride=2)), _filled(nn.Conv2d(5, 2, 1))
+    x = torch.randn(3, 8, 4, 6)
+    with torch.no_grad():
+        expected = pred(torch.relu(deconv(x)))
+        got = blocks_to_image(pointwise(pred, deconv2x2_relu(deconv, x)))
+    assert got.shape == expected.shape == (3, 2, 8, 12)
+    assert torch.allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_fast_path_only_without_gradient_on_cpu_float32():
+    x = torch.randn(1, 2, 3, 3)
+    assert not fast_path_allowed(x)  # grad mode on (training)
+    with torch.no_grad():
+        assert fast_path_allowed(x)
+        assert not fast_path_allowed(x.double())
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            assert not fast_path_allowed(x)
+
+
+def test_mask_head_inference_path_matches_and_training_path_keeps_gradient():
+    head = _filled(MaskRCNNConvUpsampleHead(in_channels=8, conv_dim=16, num_conv=2))
+    x = torch.randn(4, 8, 7, 7)
+    trained = head(x)
+    assert trained.requires_grad and trained.shape == (4, 1, 14, 14)
+    with torch.no_grad():
+        fast = head(x)
+    assert torch.allclose(fast, trained.detach(), rtol=1e-5, atol=1e-6)
