@@ -5,11 +5,10 @@ from __future__ import annotations
 import copy
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from detic_cli.modeling.detr.box_ops import inverse_sigmoid
-from detic_cli.modeling.detr.ms_deform_attn import MSDeformAttn
+from detic_cli.modeling.detr.layer_parts import deformable_attention_parts, ffn_block, ffn_parts
 
 __all__ = ["DeformableDecoder", "DeformableDecoderLayer"]
 
@@ -20,17 +19,13 @@ class DeformableDecoderLayer(nn.Module):
     def __init__(self, *, d_model: int = 256, d_ffn: int = 1024, dropout: float = 0.1, n_levels: int = 4,
                  n_heads: int = 8, n_points: int = 4) -> None:
         super().__init__()
-        self.cross_attn = MSDeformAttn(d_model=d_model, n_levels=n_levels, n_heads=n_heads, n_points=n_points)
-        self.dropout1 = nn.Dropout(dropout)
-        self.norm1 = nn.LayerNorm(d_model)
+        self.cross_attn, self.dropout1, self.norm1 = deformable_attention_parts(
+            d_model=d_model, n_levels=n_levels, n_heads=n_heads, n_points=n_points, dropout=dropout)
         self.self_attn = nn.MultiheadAttention(d_model, n_heads, dropout=dropout)
         self.dropout2 = nn.Dropout(dropout)
         self.norm2 = nn.LayerNorm(d_model)
-        self.linear1 = nn.Linear(d_model, d_ffn)
-        self.dropout3 = nn.Dropout(dropout)
-        self.linear2 = nn.Linear(d_ffn, d_model)
-        self.dropout4 = nn.Dropout(dropout)
-        self.norm3 = nn.LayerNorm(d_model)
+        self.linear1, self.dropout3, self.linear2, self.dropout4, self.norm3 = ffn_parts(
+            d_model=d_model, d_ffn=d_ffn, dropout=dropout)
 
     def forward(self, tgt: torch.Tensor, query_pos: torch.Tensor, reference_points: torch.Tensor,
                 memory: torch.Tensor, spatial_shapes: list[tuple[int, int]],
@@ -41,8 +36,7 @@ class DeformableDecoderLayer(nn.Module):
         tgt = self.norm2(tgt + self.dropout2(tgt2))
         tgt2 = self.cross_attn(tgt + query_pos, reference_points, memory, spatial_shapes, padding_mask)
         tgt = self.norm1(tgt + self.dropout1(tgt2))
-        tgt2 = self.linear2(self.dropout3(F.relu(self.linear1(tgt))))
-        return self.norm3(tgt + self.dropout4(tgt2))
+        return ffn_block(tgt, self.linear1, self.dropout3, self.linear2, self.dropout4, self.norm3)
 
 
 class DeformableDecoder(nn.Module):

@@ -5,10 +5,9 @@ from __future__ import annotations
 import copy
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from detic_cli.modeling.detr.ms_deform_attn import MSDeformAttn
+from detic_cli.modeling.detr.layer_parts import deformable_attention_parts, ffn_block, ffn_parts
 
 __all__ = ["DeformableEncoder", "DeformableEncoderLayer", "encoder_reference_points"]
 
@@ -19,22 +18,17 @@ class DeformableEncoderLayer(nn.Module):
     def __init__(self, *, d_model: int = 256, d_ffn: int = 1024, dropout: float = 0.1, n_levels: int = 4,
                  n_heads: int = 8, n_points: int = 4) -> None:
         super().__init__()
-        self.self_attn = MSDeformAttn(d_model=d_model, n_levels=n_levels, n_heads=n_heads, n_points=n_points)
-        self.dropout1 = nn.Dropout(dropout)
-        self.norm1 = nn.LayerNorm(d_model)
-        self.linear1 = nn.Linear(d_model, d_ffn)
-        self.dropout2 = nn.Dropout(dropout)
-        self.linear2 = nn.Linear(d_ffn, d_model)
-        self.dropout3 = nn.Dropout(dropout)
-        self.norm2 = nn.LayerNorm(d_model)
+        self.self_attn, self.dropout1, self.norm1 = deformable_attention_parts(
+            d_model=d_model, n_levels=n_levels, n_heads=n_heads, n_points=n_points, dropout=dropout)
+        self.linear1, self.dropout2, self.linear2, self.dropout3, self.norm2 = ffn_parts(
+            d_model=d_model, d_ffn=d_ffn, dropout=dropout)
 
     def forward(self, src: torch.Tensor, pos: torch.Tensor, reference_points: torch.Tensor,
                 spatial_shapes: list[tuple[int, int]], padding_mask: torch.Tensor | None) -> torch.Tensor:
         """src, pos: (N, S, C); reference_points: (N, S, L, 2); padding_mask: (N, S) True on padding."""
         src2 = self.self_attn(src + pos, reference_points, src, spatial_shapes, padding_mask)
         src = self.norm1(src + self.dropout1(src2))
-        src2 = self.linear2(self.dropout2(F.relu(self.linear1(src))))
-        return self.norm2(src + self.dropout3(src2))
+        return ffn_block(src, self.linear1, self.dropout2, self.linear2, self.dropout3, self.norm2)
 
 
 def encoder_reference_points(spatial_shapes: list[tuple[int, int]], valid_ratios: torch.Tensor) -> torch.Tensor:
