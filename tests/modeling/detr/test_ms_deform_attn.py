@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from detic_cli.modeling.detr.ms_deform_attn import MSDeformAttn, ms_deform_attn_sample
+from detic_cli.modeling.detr.ms_deform_attn import MSDeformAttn, ms_deform_attn_gather, ms_deform_attn_sample
 
 SHAPES = [(5, 7), (3, 4), (2, 2)]
 
@@ -43,15 +43,18 @@ def _reference(value, shapes, locations, weights):
     return out.reshape(n, q, m * d)
 
 
-def test_sampling_equals_loop_reference():
+@pytest.mark.parametrize("sample", [ms_deform_attn_sample, ms_deform_attn_gather], ids=["grid_sample", "gather"])
+def test_sampling_equals_loop_reference(sample):
     g = torch.Generator().manual_seed(0)
     n, q, m, d, p = 2, 3, 2, 4, 3
     s = sum(h * w for h, w in SHAPES)
     value = torch.randn(n, s, m, d, generator=g, dtype=torch.float64)
     # include points outside [0, 1] to exercise the zero padding
     locations = torch.rand(n, q, m, len(SHAPES), p, 2, generator=g, dtype=torch.float64) * 1.4 - 0.2
+    locations[0, 0, 0, :, 0] = torch.tensor([-3.0, 5.0], dtype=torch.float64)  # far outside: reads zeros only
+    locations[0, 1, 1, :, 1] = torch.tensor([1.0, 0.0], dtype=torch.float64)  # exactly on the edges
     weights = torch.rand(n, q, m, len(SHAPES), p, generator=g, dtype=torch.float64)
-    got = ms_deform_attn_sample(value, SHAPES, locations, weights)
+    got = sample(value, SHAPES, locations, weights)
     torch.testing.assert_close(got, _reference(value, SHAPES, locations, weights), rtol=1e-10, atol=1e-10)
 
 
@@ -77,3 +80,36 @@ def test_module_locations_and_output(ref_dim):
     weights = attn.attention_weights(query).view(n, q, 2, -1).softmax(-1).view(n, q, 2, len(SHAPES), 3)
     expected = attn.output_proj(_reference(value, SHAPES, expected_loc, weights))
     torch.testing.assert_close(attn(query, ref, memory, SHAPES, mask), expected)
+
+
+def test_gather_matches_grid_sample_in_float32_on_detr_sized_levels():
+    """The inference sampler against the grid_sample one on one image's 4 levels (float32, 8 heads)."""
+    g = torch.Generator().manual_seed(1)
+    shapes = [(24, 20), (12, 10), (6, 5), (3, 3)]
+    s = sum(h * w for h, w in shapes)
+    value = torch.randn(2, s, 8, 32, generator=g)
+    locations = torch.rand(2, 50, 8, len(shapes), 4, 2, generator=g) * 1.2 - 0.1
+    weights = torch.rand(2, 50, 8, len(shapes), 4, generator=g).softmax(-1)
+    torch.testing.assert_close(ms_deform_attn_gather(value, shapes, locations, weights),
+                               ms_deform_attn_sample(value, shapes, locations, weights), rtol=1e-5, atol=1e-5)
+
+
+def test_module_uses_gather_without_gradients_and_grid_sample_with():
+    """Under no_grad the module's output equals the gather sampler's; with gradients it stays differentiable
+    in the sampling offsets (grid_sample path), as training needs."""
+    torch.manual_seed(0)
+    attn = MSDeformAttn(d_model=16, n_levels=len(SHAPES), n_heads=2, n_points=3)
+    s = sum(h * w for h, w in SHAPES)
+    query, memory = torch.randn(1, 4, 16), torch.randn(1, s, 16)
+    ref = torch.rand(1, 4, len(SHAPES), 2)
+    out = attn(query, ref, memory, SHAPES)
+    out.sum().backward()
+    assert attn.sampling_offsets.weight.grad is not None and attn.sampling_offsets.weight.grad.abs().sum() > 0
+    with torch.no_grad():
+        fast = attn(query, ref, memory, SHAPES)
+        value = attn.value_proj(memory).view(1, s, 2, 8)
+        weights = attn.attention_weights(query).view(1, 4, 2, -1).softmax(-1).view(1, 4, 2, len(SHAPES), 3)
+        expected = attn.output_proj(ms_deform_attn_gather(value, SHAPES, attn.sampling_locations(query, ref, SHAPES),
+                                                          weights))
+    assert torch.equal(fast, expected)
+    torch.testing.assert_close(fast, out.detach(), rtol=1e-5, atol=1e-6)
