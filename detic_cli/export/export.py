@@ -67,7 +67,9 @@ def _trace(wrapper: ExportableDetic, example: tuple[torch.Tensor, torch.Tensor],
     dynamic.update({name: {0: "detections"} for name in wrapper.output_names})
     if settings.size is None:
         dynamic["image"] = {2: "height", 3: "width"}
-    with warnings.catch_warnings(), torch.no_grad():
+    # traced with autograd on: the CPU fast paths of inference (taken under no_grad) use kernels that have no
+    # ONNX counterpart, the plain modules trace to standard ops
+    with warnings.catch_warnings(), torch.enable_grad():
         warnings.simplefilter("ignore")
         try:
             torch.onnx.export(wrapper, example, str(path), input_names=["image", "class_embeddings"],

@@ -1,13 +1,14 @@
-"""The CenterNet2-cascade Detic model as one traceable graph: (image, class_embeddings) -> detections.
+"""A Detic R-CNN model as one traceable graph: (image, class_embeddings) -> detections.
 
 Everything between the resized picture and the final detections runs inside the graph, written with
-ops that have ONNX counterparts: normalisation and padding, backbone, CenterNet's heatmap decoding and
-NMS, every cascade stage with the zero-shot classifier built from the `class_embeddings` input,
-one class per proposal, per-class NMS (the coordinate-offset trick), the top-k and the mask head.
+ops that have ONNX counterparts: normalisation and padding, backbone, proposals (CenterNet's heatmap
+decoding, or the RPN's anchors, see onnx_c4.py) and their NMS, the box heads (every cascade stage, or
+the Res5 head) with the zero-shot classifier built from the `class_embeddings` input, one class per
+proposal (cascade), per-class NMS (the coordinate-offset trick), the top-k and the mask head.
 The wrapper reuses the model's modules and weights and repeats its inference arithmetic (see
-modeling/proposal/centernet.py and modeling/roi_heads/cascade.py, fast_rcnn.py); only the selection
-steps are expressed differently (fixed top-k then a threshold, instead of a threshold then a top-k),
-which selects the same set.
+modeling/proposal/centernet.py, rpn.py and modeling/roi_heads/cascade.py, res5.py, fast_rcnn.py); only
+the selection steps are expressed differently (fixed top-k then a threshold, instead of a threshold then
+a top-k), which selects the same set.
 """
 
 from __future__ import annotations
@@ -15,62 +16,34 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.ops import batched_nms, nms, roi_align
+from torchvision.ops import batched_nms, nms
 
-from detic_cli.layers.roi_pooler import ROIPooler, assign_boxes_to_levels
+from detic_cli.export.graph_ops import clip_boxes, pool_boxes, top_k
+from detic_cli.export.onnx_c4 import res5_scores, rpn_proposals
 from detic_cli.modeling.meta_arch import CustomRCNN
 from detic_cli.modeling.proposal.centernet import CenterNetProposals, compute_grids
+from detic_cli.modeling.proposal.rpn import RPN
 from detic_cli.modeling.roi_heads.cascade import DeticCascadeROIHeads
+from detic_cli.modeling.roi_heads.res5 import CustomRes5ROIHeads
 from detic_cli.modeling.roi_heads.zero_shot_classifier import make_class_weights
-from detic_cli.structures import Boxes
 
 OUTPUT_NAMES = ("boxes", "scores", "classes", "mask_logits")
 
 
-def clip_boxes(boxes: torch.Tensor, height: torch.Tensor, width: torch.Tensor) -> torch.Tensor:
-    """(N, 4) XYXY clamped to [0, width] x [0, height] (sizes as 0-dim tensors, so they stay dynamic)."""
-    x = boxes[:, 0::2].clamp(min=0)
-    y = boxes[:, 1::2].clamp(min=0)
-    x = torch.minimum(x, width.to(boxes.dtype))
-    y = torch.minimum(y, height.to(boxes.dtype))
-    return torch.stack((x[:, 0], y[:, 0], x[:, 1], y[:, 1]), dim=1)
-
-
-def pool_boxes(pooler: ROIPooler, features: list[torch.Tensor], boxes: torch.Tensor) -> torch.Tensor:
-    """ROIPooler.forward for one image's (R, 4) boxes: each box pooled from its FPN level."""
-    rois = torch.cat((torch.zeros_like(boxes[:, :1]), boxes), dim=1)
-    if len(features) == 1:
-        return roi_align(features[0], rois, pooler.output_size, pooler.scales[0], pooler.sampling_ratio,
-                         pooler.aligned)
-    levels = assign_boxes_to_levels([Boxes(boxes)], pooler.min_level, pooler.max_level)
-    pooled, order = [], []
-    for level, (feature, scale) in enumerate(zip(features, pooler.scales)):
-        index = (levels == level).nonzero()[:, 0]
-        pooled.append(roi_align(feature, rois[index], pooler.output_size, scale, pooler.sampling_ratio,
-                                pooler.aligned))
-        order.append(index)
-    # rows grouped by level -> back to box order: the inverse of the concatenated permutation
-    inverse = torch.argsort(torch.cat(order))
-    return torch.cat(pooled)[inverse]
-
-
-def _top(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The min(k, len) best of a 1-D tensor, sorted, with a count that stays dynamic in the graph."""
-    count = torch.clamp(torch.tensor(scores.shape[0], dtype=torch.int64), max=k)
-    return torch.topk(scores, count)  # type: ignore[arg-type]
-
-
 class ExportableDetic(nn.Module):
     """`forward(image (1, 3, H, W) float 0-255 in INPUT.FORMAT, class_embeddings (C, D))` -> boxes (N, 4) XYXY
-    in input pixels, scores (N,), classes (N,) int64 and, with masks, mask_logits (N, 1, M, M)."""
+    in input pixels, scores (N,), classes (N,) int64 and, with masks, mask_logits (N, 1, M, M).
+    Families: the CenterNet2 cascade (CenterNet proposals + cascade ROI heads) and R50-C4 (RPN + Res5)."""
 
     def __init__(self, model: CustomRCNN, *, masks: bool = True) -> None:
         super().__init__()
-        if not isinstance(model.proposal_generator, CenterNetProposals) or \
-                not isinstance(model.roi_heads, DeticCascadeROIHeads):
-            raise TypeError("only the CenterNet2 cascade (CenterNet proposals + cascade ROI heads) is traceable")
+        pg, heads = model.proposal_generator, model.roi_heads
+        self.cascade = isinstance(pg, CenterNetProposals) and isinstance(heads, DeticCascadeROIHeads)
+        if not self.cascade and not (isinstance(pg, RPN) and isinstance(heads, CustomRes5ROIHeads)):
+            raise TypeError("only the CenterNet2 cascade (CenterNet proposals + cascade ROI heads) and R50-C4 "
+                            "(RPN + Res5 ROI heads) are traceable")
         self.model = model
-        self.masks = masks and model.roi_heads.mask_head is not None
+        self.masks = masks and getattr(heads, "mask_head", None) is not None
 
     @property
     def output_names(self) -> list[str]:
@@ -86,8 +59,28 @@ class ExportableDetic(nn.Module):
             pad_h, pad_w = (d - height % d) % d, (d - width % d) % d
             x = F.pad(x, (0, pad_w, 0, pad_h))  # type: ignore[arg-type]
         features = m.backbone(x)
+        if self.cascade:
+            weight = make_class_weights(class_embeddings, heads.box_predictor[0].cls_score.norm_weight)
+            boxes, scores = self.cascade_scores(features, height, width, weight)
+        else:
+            weight = make_class_weights(class_embeddings, heads.box_predictor.cls_score.norm_weight)
+            proposals, objectness = rpn_proposals(m.proposal_generator, features, height, width)
+            boxes, scores = res5_scores(heads, features, proposals, objectness, weight)
+        out = self.select(clip_boxes(boxes, height, width), scores)
+        if self.masks:
+            mask_feats = [features[f] for f in heads.mask_in_features]
+            logits = heads.mask_head(pool_boxes(heads.mask_pooler, mask_feats, out[0]))
+            if logits.shape[1] > 1:
+                logits = logits[torch.arange(logits.shape[0]), out[2]][:, None]
+            out = (*out, logits)
+        return out
+
+    def cascade_scores(self, features: dict[str, torch.Tensor], height: torch.Tensor, width: torch.Tensor,
+                       weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """CenterNet proposals through every cascade stage: (last stage's boxes (R, 4), the stages' mean
+        class scores (R, C), background dropped, one class per proposal when the heads say so)."""
+        heads = self.model.roi_heads
         boxes, proposal_scores = self.proposals(features, height, width)
-        weight = make_class_weights(class_embeddings, heads.box_predictor[0].cls_score.norm_weight)
         feats = [features[f] for f in heads.in_features]
         probs = []
         for k in range(heads.num_stages):
@@ -102,14 +95,7 @@ class ExportableDetic(nn.Module):
         scores = scores[:, :-1]
         if heads.one_class_per_proposal:
             scores = scores * (scores == scores.max(dim=1).values[:, None]).to(scores.dtype)
-        out = self.select(clip_boxes(boxes, height, width), scores)
-        if self.masks:
-            mask_feats = [features[f] for f in heads.mask_in_features]
-            logits = heads.mask_head(pool_boxes(heads.mask_pooler, mask_feats, out[0]))
-            if logits.shape[1] > 1:
-                logits = logits[torch.arange(logits.shape[0]), out[2]][:, None]
-            out = (*out, logits)
-        return out
+        return boxes, scores
 
     def stage(self, k: int, x: torch.Tensor, boxes: torch.Tensor, weight: torch.Tensor):
         """(decoded boxes (R, 4), probabilities (R, C + 1)) of cascade stage `k` on its box-head output."""
@@ -129,7 +115,7 @@ class ExportableDetic(nn.Module):
         grids = compute_grids(feats, pg.strides)
         all_boxes, all_scores = [], []
         for grid, heatmap, reg, stride in zip(grids, agn_hms, box_reg, pg.strides):
-            scores, loc = _top(heatmap.sigmoid().reshape(-1), pg.pre_nms_topk[1])
+            scores, loc = top_k(heatmap.sigmoid().reshape(-1), pg.pre_nms_topk[1])
             keep = scores > pg.score_thresh
             scores, loc = scores[keep], loc[keep]
             ltrb = (reg * stride)[0].permute(1, 2, 0).reshape(-1, 4)[loc]

@@ -32,7 +32,6 @@ def test_export_needs_an_onnx_name(run_cli, tmp_path):
 
 @pytest.mark.parametrize(("config", "message"), [
     ("Detic_DeformDETR_LI_R50_4x_ft4x.yaml", "Deformable DETR cannot be exported yet"),
-    ("Detic_OVCOCO_CLIP_R50_1x_max-size.yaml", "(the R50-C4 family) cannot be exported yet"),
 ])
 def test_export_refuses_families_it_cannot_trace(run_cli, shared_dir, tmp_path, config, message):
     code, _, err = run_cli("export", "--config", shared_dir / CONFIGS / config, "--weights", tmp_path / "w.pth",

@@ -164,7 +164,7 @@ def test_traced_onnx_graph_keeps_any_input_size(tmp_path) -> None:
     torch.manual_seed(0)
     model = SwinTransformer(embed_dim=16, depths=(2, 2, 2, 2), num_heads=(1, 2, 2, 4), out_indices=(1, 2, 3)).eval()
     path = tmp_path / "swin.onnx"
-    with torch.no_grad():
+    with torch.enable_grad():  # as `detic export` traces: no inference-only fast paths
         torch.onnx.export(model, (torch.randn(1, 3, 64, 96),), str(path), input_names=["x"],
                           output_names=model.out_features, dynamic_axes={"x": {2: "h", 3: "w"}}, opset_version=17,
                           dynamo=False)
