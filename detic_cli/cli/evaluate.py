@@ -27,6 +27,7 @@ from detic_cli.cli.options import (
 from detic_cli.data.catalog import LAYOUTS
 from detic_cli.engine.evaluate import EvalReport
 from detic_cli.engine.evaluate import evaluate as run_evaluation
+from detic_cli.errors import DeticError
 from detic_cli.progress import BarProgress
 
 _err = Console(stderr=True, markup=False)  # messages carry paths and user text verbatim
@@ -55,14 +56,28 @@ def evaluate(
                                                                             "rerun goes on)."),
     fresh: bool = typer.Option(False, "--fresh", help="Drop the shards of an earlier run in --output-dir."),
     mirror: str | None = mirror_option(),
+    backend: str = typer.Option("torch", "--backend", help="torch | onnxruntime (a model from `detic export`, "
+                                                           "given by --onnx)."),
+    onnx: Path | None = typer.Option(None, "--onnx", help="The .onnx of `detic export` (--backend onnxruntime)."),
 ) -> None:
     """Evaluate a detector on a benchmark: COCO results, metrics.json and a table."""
+    _check_backend(backend, onnx)
     report = run_evaluation(model=row, config=config, weights=weights, dataset=dataset, vocab=vocab,
                             vocab_names=vocab_names, vocab_file=vocab_file, clip_checkpoint=clip_checkpoint,
                             output_dir=output_dir, device=device, batch_size=batch_size, amp=amp,
                             max_images=max_images, fresh=fresh, overrides=list(overrides or []), mirror=mirror,
-                            progress=eval_progress())
+                            onnx=onnx, progress=eval_progress())
     print_report(report)
+
+
+def _check_backend(backend: str, onnx: Path | None) -> None:
+    """--backend onnxruntime goes with --onnx, and only with it."""
+    if backend not in ("torch", "onnxruntime"):
+        raise DeticError(f"--backend {backend}: expected torch or onnxruntime")
+    if backend == "torch" and onnx is not None:
+        raise DeticError("--onnx runs with --backend onnxruntime")
+    if backend == "onnxruntime" and onnx is None:
+        raise DeticError("--backend onnxruntime needs --onnx MODEL.onnx (made by `detic export`)")
 
 
 def eval_progress() -> BarProgress:

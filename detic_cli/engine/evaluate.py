@@ -78,19 +78,21 @@ def evaluate(*, model: str | None = None, config: str | Path | None = None, weig
              vocab_names: str | Path | None = None, vocab_file: str | Path | None = None,
              clip_checkpoint: str | Path | None = None, output_dir: str | Path | None = None, device: str = "auto",
              batch_size: int = 1, amp: str | None = None, max_images: int | None = None, fresh: bool = False,
-             overrides: Sequence[str] = (), mirror: str | None = None,
+             overrides: Sequence[str] = (), mirror: str | None = None, onnx: str | Path | None = None,
              progress: Progress | None = None) -> EvalReport:
     """Evaluate a zoo `model` (or `config` + `weights`) on `dataset` (a named dataset, `coco:ANN:IMAGES`,
     `lvis:ANN:IMAGES` or a Dataset; default the config's DATASETS.TEST) with `vocab` (a --vocab word, class
     names, a (C, D) array labelled by `names`, or a Vocabulary; default the named dataset's own), one row per
     category sorted by id. `output_dir` defaults to eval/MODEL-ANNOTATION. `progress` hears of skipped
-    images and of each image done."""
+    images and of each image done. `onnx` (a model of `detic export`, instead of model/config/weights) runs
+    the onnxruntime backend: the exported graph with its recorded config and the vocabulary as its input."""
     if batch_size < 1 or (max_images is not None and max_images < 1):
         raise DeticError(f"batch size {batch_size}, max images {max_images}: each must be at least 1")
     dist = DistInfo.from_env()
     torch_device, amp_dtype = local_device(device, dist), inference_amp(amp)
-    files = _model_files(model, config, weights, mirror, list(overrides))
-    cfg = load_config(files.config, files.overrides)
+    exported = _exported(onnx, model, config, weights, amp, list(overrides)) if onnx is not None else None
+    files = exported.files if exported else _model_files(model, config, weights, mirror, list(overrides))
+    cfg = exported.cfg if exported else load_config(files.config, files.overrides)
     settings = eval_settings(cfg)
     data = dataset if isinstance(dataset, Dataset) else _dataset(dataset, settings)
     gt = load_ground_truth(data)
@@ -103,13 +105,22 @@ def evaluate(*, model: str | None = None, config: str | Path | None = None, weig
     if dist.is_main:
         write_fingerprint(out, {"config": str(files.config), "weights": str(files.weights), "dataset": data.name,
                                 "vocab": classifier.source, "overrides": files.overrides, "iou_types": types,
-                                **({"amp": amp} if amp_dtype else {})}, fresh=fresh)
+                                **({"amp": amp} if amp_dtype else {}),
+                                **({"backend": "onnxruntime", "onnx_sha256": exported.sha256} if exported else {})},
+                          fresh=fresh)
     barrier(dist)
-    predictor = predictor_from_config(cfg, weights=files.weights, device=torch_device,
-                                      embeddings=classifier.embeddings, class_names=classifier.names, amp=amp_dtype)
+    progress = progress or NullProgress()
+    if exported:
+        if dist.is_main:
+            progress.note(exported.note)
+        predictor = exported.predictor(classifier.embeddings, classifier.names, str(torch_device))
+    else:
+        predictor = predictor_from_config(cfg, weights=files.weights, device=torch_device,
+                                          embeddings=classifier.embeddings, class_names=classifier.names,
+                                          amp=amp_dtype)
     job = EvaluateJob(predictor, data, gt, out, batch_size=batch_size, with_masks="segm" in types,
                       max_images=max_images, dist=dist)
-    return run_job(job, types, progress or NullProgress())
+    return run_job(job, types, progress)
 
 
 def run_job(job: EvaluateJob, types: list[str], progress: Progress) -> EvalReport:
@@ -141,6 +152,44 @@ def _model_files(row: str | None, config: str | Path | None, weights: str | Path
 
     found = find_row(row)
     return _Model(config_path, weights_path, list(found.eval_overrides) + overrides, found.stem)
+
+
+@dataclass(frozen=True)
+class _Exported:
+    """An exported model (`detic export`) as the evaluation's model: its files, recorded config and sidecar."""
+
+    files: _Model
+    cfg: Any
+    meta: dict[str, Any]
+    sha256: str
+
+    @property
+    def note(self) -> str:
+        per_box = "one class per box" if self.meta["one_class_per_proposal"] else "every class above it per box"
+        return (f"eval: {self.files.config.name} runs in onnxruntime with its export's settings: score threshold "
+                f"{self.meta['score_threshold']}, {per_box} (export with --threshold and --pred-all-class to "
+                "change them)")
+
+    def predictor(self, embeddings: np.ndarray | None, names: list[str] | None, device: str):
+        from detic_cli.export.build import ort_predictor
+
+        return ort_predictor(self.files.config, self.meta, self.cfg, embeddings=embeddings, class_names=names,
+                             device=device)
+
+
+def _exported(onnx: str | Path, row: str | None, config: str | Path | None, weights: str | Path | None,
+              amp: str | None, overrides: list[str]) -> _Exported:
+    """The exported model `onnx` instead of a PyTorch one; options only PyTorch has are refused."""
+    from detic_cli.export.build import exported_config
+    from detic_cli.utils import sha256_file
+
+    given = {"--row": row, "--config": config, "--weights": weights, "--amp": amp not in (None, "off")}
+    if names := [name for name, value in given.items() if value]:
+        raise DeticError(f"{names[0]}: not with --onnx (the exported model carries its config and weights; "
+                         "re-export to change them)")
+    path = Path(onnx)
+    meta, cfg = exported_config(path, overrides)
+    return _Exported(_Model(path, path, overrides, path.stem), cfg, meta, sha256_file(path))
 
 
 def _dataset(spec: str | None, settings: EvalSettings) -> Dataset:

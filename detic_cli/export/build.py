@@ -26,19 +26,22 @@ from detic_cli.export.ort_backend import OrtPredictor, ort_session
 from detic_cli.export.probe import probe_picture
 from detic_cli.utils import resolve_device, sha256_file
 
+EXPORTABLE_HEADS = {("CenterNet", "DeticCascadeROIHeads"), ("RPN", "CustomRes5ROIHeads")}
+
 
 def export_refusal(cfg: CfgNode) -> str | None:
     """Why the model of `cfg` cannot be exported yet (None: it can)."""
     arch = cfg.MODEL.META_ARCHITECTURE
     if arch == "DeformableDetr":
-        return ("Deformable DETR cannot be exported yet: its multi-scale deformable attention has no traceable "
-                "(plain tensor op) form in this project")
+        return ("Deformable DETR cannot be exported yet: the exporter's graph, sidecar and check are written for "
+                "the open-vocabulary R-CNN families (class_embeddings input, proposals, ROI heads), not for a "
+                "closed-vocabulary query decoder")
     if arch != "CustomRCNN":
         return f"MODEL.META_ARCHITECTURE {arch} cannot be exported"
     heads = (cfg.MODEL.PROPOSAL_GENERATOR.NAME, cfg.MODEL.ROI_HEADS.NAME)
-    if heads != ("CenterNet", "DeticCascadeROIHeads"):
-        return (f"{heads[0]} proposals with {heads[1]} (the R50-C4 family) cannot be exported yet: only the "
-                "CenterNet2 cascade (CenterNet proposals, DeticCascadeROIHeads) has a traceable inference path")
+    if heads not in EXPORTABLE_HEADS:
+        return (f"{heads[0]} proposals with {heads[1]} cannot be exported: only the CenterNet2 cascade (CenterNet, "
+                "DeticCascadeROIHeads) and R50-C4 (RPN, CustomRes5ROIHeads) have a traceable inference path")
     return None
 
 
@@ -121,6 +124,26 @@ def _check_overrides(overrides: list[str], meta: dict, name: str) -> None:
                              f"{meta['input_size'][1]} input; export with --dynamic to resize differently")
 
 
+def exported_config(onnx: Path, overrides: list[str] | None = None) -> tuple[dict, CfgNode]:
+    """(sidecar, config) of an exported model: the config recorded at export, then the run-time `overrides`
+    (RUNTIME_KEYS only, on a dynamic-size model)."""
+    meta = read_sidecar(onnx)
+    _check_overrides(list(overrides or []), meta, onnx.name)
+    return meta, config_from_dict(meta["config"], list(overrides or []))
+
+
+def ort_predictor(onnx: Path, meta: dict, cfg: CfgNode, *, embeddings: np.ndarray | None,
+                  class_names: list[str] | None, device: str = "auto", threads: int | None = None) -> OrtPredictor:
+    """The onnxruntime predictor of an exported model (`exported_config`'s `meta` and `cfg`), fed the (C, D)
+    `embeddings` labelled `class_names`; `device` auto/cpu/cuda picks the execution provider."""
+    cuda = None if device == "auto" else resolve_device(device).type == "cuda"
+    size = tuple(meta["input_size"]) if meta.get("input_size") else None
+    session = ort_session(onnx, threads=threads, cuda=cuda)
+    return OrtPredictor(session, inputs=input_settings(cfg), pixel_mean=list(meta["pixel_mean"]), size=size,
+                        embeddings=None if embeddings is None else np.asarray(embeddings, dtype=np.float32),
+                        class_names=class_names)
+
+
 def load_ort_predictor(*, onnx: Path, vocab: VocabSpec = None, vocab_names: Path | None = None,
                        vocab_file: Path | None = None, clip_checkpoint: Path | None = None, threshold: float = 0.5,
                        class_thresholds: str | Mapping[str, float] | None = None, pred_all_class: bool = False,
@@ -129,9 +152,7 @@ def load_ort_predictor(*, onnx: Path, vocab: VocabSpec = None, vocab_names: Path
     """The onnxruntime predictor of an exported model and the per-class thresholds over it; the vocabulary
     is resolved as `detect` resolves it and fed to the graph at run time. `overrides` may change the
     resizing (RUNTIME_KEYS) of a dynamic-size model."""
-    meta = read_sidecar(onnx)
-    _check_overrides(list(overrides or []), meta, onnx.name)
-    cfg = config_from_dict(meta["config"], list(overrides or []))
+    meta, cfg = exported_config(onnx, overrides)
     thresholds = parse_class_thresholds(class_thresholds, threshold)
     if thresholds.model_threshold < meta["score_threshold"] - 1e-9:
         raise DeticError(f"--threshold {thresholds.model_threshold}: {onnx.name} was exported with threshold "
@@ -141,12 +162,9 @@ def load_ort_predictor(*, onnx: Path, vocab: VocabSpec = None, vocab_names: Path
         flag = "with" if pred_all_class else "without"
         raise DeticError(f"--pred-all-class: {onnx.name} was exported {'without' if pred_all_class else 'with'} it; "
                          f"re-export {flag} --pred-all-class")
-    cuda = None if device == "auto" else resolve_device(device).type == "cuda"
     voc = vocabulary_of(cfg, vocab, vocab_names=vocab_names, vocab_file=vocab_file, clip_checkpoint=clip_checkpoint,
                         mirror=mirror)
-    size = tuple(meta["input_size"]) if meta.get("input_size") else None
-    session = ort_session(onnx, threads=threads, cuda=cuda)
-    predictor = OrtPredictor(session, inputs=input_settings(cfg), pixel_mean=list(meta["pixel_mean"]), size=size,
-                             embeddings=np.asarray(voc.embeddings, dtype=np.float32), class_names=voc.names)
+    predictor = ort_predictor(onnx, meta, cfg, embeddings=voc.embeddings, class_names=voc.names, device=device,
+                              threads=threads)
     thresholds.check(predictor.class_names)
     return predictor, thresholds

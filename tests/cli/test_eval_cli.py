@@ -71,3 +71,35 @@ def test_bad_input(run_cli, eval_args, tiny_coco, tmp_path):
     assert code == 1 and "--row" in err
     code, _, err = run_cli("eval", "--row", "no_such_model", "--dataset", spec)
     assert code == 1 and "not in the zoo" in err
+
+
+def test_onnxruntime_backend_scores_like_pytorch(run_cli, eval_args, shared_dir, parity_checkpoint, tiny_coco,
+                                                 tmp_path):
+    """An export with the config's evaluation settings (threshold 0.02, every class per box) evaluated with
+    --backend onnxruntime gives PyTorch's results and metrics; PyTorch-only options are refused."""
+    import detic_cli.cli.export  # noqa: F401  (registers `detic export`)
+
+    onnx = tmp_path / "r18.onnx"
+    code, _, err = run_cli("export", "--config", shared_dir / "detic-reference/configs" / R18, "--weights",
+                           parity_checkpoint(R18), "--out", onnx, "--threshold", "0.02", "--pred-all-class",
+                           "--vocab", tiny_coco / "vocab.npy", *FAST)
+    assert code == 0, err
+    data = ["--dataset", f"coco:{tiny_coco / 'gt.json'}:{tiny_coco / 'images'}", "--vocab", tiny_coco / "vocab.npy"]
+    code, _, err = run_cli("eval", *data, "--backend", "onnxruntime", "--onnx", onnx, "--device", "cpu",
+                           "--output-dir", tmp_path / "ort")
+    assert code == 0, err
+    assert "runs in onnxruntime with its export's settings: score threshold 0.02" in err
+    code, _, err = run_cli("eval", *eval_args, "--output-dir", tmp_path / "torch")
+    assert code == 0, err
+    ort, torch_ = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("ort", "torch"))
+    assert set(ort) == set(torch_) and {"bbox/AP", "segm/AP"} <= set(ort)
+    same = [(a is None and b is None) or (a is not None and b is not None and abs(a - b) < 0.05)
+            for a, b in ((ort[k], torch_[k]) for k in ort)]
+    assert all(same) and ort["bbox/AP"] is not None, (ort, torch_)
+    fingerprint = json.loads((tmp_path / "ort/run.json").read_text())
+    assert fingerprint["backend"] == "onnxruntime" and len(fingerprint["onnx_sha256"]) == 64
+    for args, message in ((["--onnx", onnx, "--config", "c.yaml"], "--config: not with --onnx"),
+                          ([], "needs --onnx MODEL.onnx"),
+                          (["--onnx", onnx, "--amp", "fp16"], "--amp: not with --onnx")):
+        code, _, err = run_cli("eval", *data, "--backend", "onnxruntime", *args, "--output-dir", tmp_path / "x")
+        assert code == 1 and message in err and "Traceback" not in err, err
