@@ -10,11 +10,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from detic_cli.errors import DeticError
 from detic_cli.progress import NullProgress, Progress
+from detic_cli.utils import read_dataset_json
 
-__all__ = ["NullProgress", "Progress", "PrepareFn", "Target", "begin", "missing_inputs", "output_paths"]
+__all__ = ["ANNOTATION_KEYS", "NullProgress", "Progress", "PrepareFn", "Target", "begin", "missing_inputs",
+           "output_paths", "read_annotations"]
+
+ANNOTATION_KEYS = ("images", "categories", "annotations")
 
 
 @dataclass(frozen=True)
@@ -69,3 +74,9 @@ def begin(target: Target, root: Path, *, force: bool, progress: Progress) -> boo
         names = "; ".join(" or ".join(str(root / rel) for rel in group) for group in missing)
         raise DeticError(f"{target.name}: raw files not found: {names} ({target.source_hint})")
     return True
+
+
+def read_annotations(target: Target, path: Path, progress: Progress) -> dict[str, Any]:
+    """The images, categories and annotations of a COCO/LVIS-format file, after the note `<target>: reading <path>`."""
+    progress.note(f"{target.name}: reading {path}")
+    return read_dataset_json(path, keys=ANNOTATION_KEYS)

@@ -18,9 +18,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from detic_cli.data.prepare.base import Progress, Target, begin, output_paths
+from detic_cli.data.prepare.base import Progress, Target, begin, output_paths, read_annotations
 from detic_cli.data.prepare.cat_info import category_counts
-from detic_cli.data.prepare.jsonio import read_dataset_json, write_json
+from detic_cli.data.prepare.jsonio import write_json
 from detic_cli.errors import DeticError
 
 # COCO category ids of the split (Bansal et al. 2018, as OVR-CNN and Detic use it).
@@ -57,16 +57,14 @@ def prepare(root: Path, *, force: bool, progress: Progress) -> list[Path]:
     outputs = output_paths(TARGET, root)
     if not begin(TARGET, root, force=force, progress=progress):
         return outputs
-    val = read_dataset_json(root / VAL, keys=("images", "categories", "annotations"))
+    val = read_annotations(TARGET, root / VAL, progress)
     categories = val["categories"]
     missing = sorted(set(SEEN_IDS + UNSEEN_IDS) - {c["id"] for c in categories})
     if missing:
         raise DeticError(f"{root / VAL}: COCO category ids {missing} not found; expected the 80 COCO 2017 classes")
     write_json(outputs[1], split(val, set(SEEN_IDS + UNSEEN_IDS), categories))
     del val
-    progress.note(f"coco-zeroshot: reading {root / TRAIN}")
-    train = split(read_dataset_json(root / TRAIN, keys=("images", "categories", "annotations")), set(SEEN_IDS),
-                  categories)
+    train = split(read_annotations(TARGET, root / TRAIN, progress), set(SEEN_IDS), categories)
     write_json(outputs[0], train)
     write_json(outputs[2], category_counts(train, source=str(outputs[0])))
     progress.note(f"coco-zeroshot: {len(train['images'])} training images with base-class boxes")

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from detic_cli.data.prepare import metadata
-from detic_cli.data.prepare.base import Progress, Target, begin, output_paths
-from detic_cli.data.prepare.jsonio import read_dataset_json, write_json
+from detic_cli.data.prepare.base import Progress, Target, begin, output_paths, read_annotations
+from detic_cli.data.prepare.jsonio import write_json
 
 LVIS_TRAIN = "lvis/lvis_v1_train.json"
 COCO_TRAIN = "coco/annotations/instances_train2017.json"
@@ -105,9 +105,8 @@ def prepare(root: Path, *, force: bool, progress: Progress) -> list[Path]:
     outputs = output_paths(TARGET, root)
     if not begin(TARGET, root, force=force, progress=progress):
         return outputs
-    progress.note(f"lvis-coco: reading {root / LVIS_TRAIN} and {root / COCO_TRAIN}")
-    lvis = read_dataset_json(root / LVIS_TRAIN, keys=("images", "categories", "annotations"))
-    coco = read_dataset_json(root / COCO_TRAIN, keys=("images", "categories", "annotations"))
+    lvis = read_annotations(TARGET, root / LVIS_TRAIN, progress)
+    coco = read_annotations(TARGET, root / COCO_TRAIN, progress)
     cat_map = coco_to_lvis(coco, lvis)
     before = len(lvis["annotations"])
     lvis["annotations"] = merge(lvis, coco, cat_map, progress)

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from detic_cli.data.prepare.base import Progress, Target, begin, output_paths
+from detic_cli.data.prepare.base import Progress, Target, begin, output_paths, read_annotations
 from detic_cli.data.prepare.cat_info import category_counts
-from detic_cli.data.prepare.jsonio import read_dataset_json, write_json
+from detic_cli.data.prepare.jsonio import write_json
 from detic_cli.errors import DeticError
 
 TRAIN = "lvis/lvis_v1_train.json"
@@ -35,8 +35,7 @@ def prepare(root: Path, *, force: bool, progress: Progress) -> list[Path]:
     outputs = output_paths(TARGET, root)
     if not begin(TARGET, root, force=force, progress=progress):
         return outputs
-    progress.note(f"lvis-norare: reading {root / TRAIN}")
-    data = read_dataset_json(root / TRAIN, keys=("images", "categories", "annotations"))
+    data = read_annotations(TARGET, root / TRAIN, progress)
     missing = [c["id"] for c in data["categories"] if "frequency" not in c]
     if missing:
         raise DeticError(f"{root / TRAIN}: categories {missing[:5]} have no 'frequency'; is this an LVIS v1 file?")
