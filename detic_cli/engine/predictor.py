@@ -11,6 +11,7 @@ from torch import nn
 from detic_cli.data.transforms import resize_shortest_edge
 from detic_cli.engine.amp import autocast_scope
 from detic_cli.errors import DeticError
+from detic_cli.layers.fast_conv import use_winograd
 from detic_cli.modeling.roi_heads.rescoring import RegionScorer
 from detic_cli.structures import Instances
 
@@ -63,6 +64,7 @@ class Predictor:
         self.device = device
         self.model = model
         self.model.to(device).eval()
+        use_winograd(self.model)  # CPU inference only; training (with gradient) keeps the direct convolution
         self.set_vocabulary(embeddings, class_names)
         self.scorer: RegionScorer | None = None
         if region_embeddings:

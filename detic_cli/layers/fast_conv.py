@@ -7,7 +7,7 @@ and fall back to the ordinary PyTorch operators everywhere else (training, CUDA,
 
 from __future__ import annotations
 
-from functools import cache
+from functools import cache, partial
 
 import torch
 from torch import nn
@@ -20,9 +20,10 @@ def nnpack_ready() -> bool:
 
 
 def fast_path_allowed(x: torch.Tensor) -> bool:
-    """The fast CPU kernels apply: float32 on the CPU, no gradient recorded, no CPU autocast."""
+    """The fast CPU kernels apply: float32 on the CPU, no gradient recorded, no CPU autocast, not tracing."""
     return (x.device.type == "cpu" and x.dtype == torch.float32 and not torch.is_grad_enabled()
-            and not torch.is_autocast_enabled("cpu"))
+            and not torch.is_autocast_enabled("cpu") and not torch.jit.is_tracing()
+            and not torch.onnx.is_in_onnx_export() and not torch.compiler.is_compiling())
 
 
 def winograd_eligible(conv: nn.Conv2d) -> bool:
@@ -41,6 +42,38 @@ def conv3x3(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
         return conv(x)
     bias = conv.bias if conv.bias is not None else x.new_zeros(conv.out_channels)
     return torch._nnpack_spatial_convolution(x.contiguous(), conv.weight, bias, [1, 1])
+
+
+def _winograd_conv_forward(conv: nn.Conv2d, x: torch.Tensor, weight: torch.Tensor,
+                           bias: torch.Tensor | None) -> torch.Tensor:
+    """`conv._conv_forward` of a conv set up by `use_winograd`: NNPACK where allowed, else the class's own."""
+    if fast_path_allowed(x) and nnpack_ready():
+        bias = bias if bias is not None else x.new_zeros(weight.shape[0])
+        try:
+            return torch._nnpack_spatial_convolution(x.contiguous(), weight, bias, [1, 1])
+        except RuntimeError:  # NNPACK refuses some sizes (e.g. out of workspace): the direct convolution
+            pass
+    return type(conv)._conv_forward(conv, x, weight, bias)
+
+
+def use_winograd(model: nn.Module) -> int:
+    """In every submodule of `model` whose class sets `winograd_convolutions = True` (the heads after the
+    FPN, whose results tolerate ~1e-6 relative rounding), make each `winograd_eligible` nn.Conv2d run through
+    NNPACK's Winograd kernel where `fast_path_allowed`; returns how many. Weights, state dict and training are
+    unchanged (with gradient the ordinary kernel runs); `restore_convolutions` undoes it. Idempotent."""
+    convs = {id(m): m for part in model.modules() if getattr(type(part), "winograd_convolutions", False)
+             for m in part.modules() if isinstance(m, nn.Conv2d) and winograd_eligible(m)}
+    for conv in convs.values():
+        if "_conv_forward" not in conv.__dict__:
+            conv._conv_forward = partial(_winograd_conv_forward, conv)
+    return len(convs)
+
+
+def restore_convolutions(model: nn.Module) -> None:
+    """Undo `use_winograd`: every convolution runs its class's kernel again."""
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            module.__dict__.pop("_conv_forward", None)
 
 
 def deconv2x2_relu(deconv: nn.ConvTranspose2d, x: torch.Tensor) -> torch.Tensor:

@@ -54,3 +54,25 @@ def test_mask_head_inference_path_matches_and_training_path_keeps_gradient():
     with torch.no_grad():
         fast = head(x)
     assert torch.allclose(fast, trained.detach(), rtol=1e-5, atol=1e-6)
+
+
+class _Head(nn.Sequential):
+    winograd_convolutions = True
+
+
+def test_use_winograd_patches_only_opted_in_parts_and_is_undone():
+    from detic_cli.layers.fast_conv import restore_convolutions, use_winograd
+
+    head = _filled(_Head(nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, stride=2, padding=1)))
+    model = nn.Sequential(_filled(nn.Conv2d(8, 8, 3, padding=1)), head).eval()
+    x = torch.randn(2, 8, 14, 14)
+    with torch.no_grad():
+        expected = model(x)
+    assert use_winograd(model) == 1 == use_winograd(model)  # the stride-2 conv and the un-flagged one stay
+    assert "_conv_forward" in head[0].__dict__ and "_conv_forward" not in model[0].__dict__
+    with torch.no_grad():
+        assert torch.allclose(model(x), expected, rtol=1e-4, atol=1e-5)
+    assert model(x).requires_grad  # training path: the ordinary convolution, with gradient
+    assert set(model.state_dict()) == {"0.weight", "0.bias", "1.0.weight", "1.0.bias", "1.2.weight", "1.2.bias"}
+    restore_convolutions(model)
+    assert "_conv_forward" not in head[0].__dict__

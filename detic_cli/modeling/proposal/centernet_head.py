@@ -38,6 +38,8 @@ class CenterNetHead(nn.Module):
     With `only_proposal` the class towers/logits are absent (Detic's proposal network).
     """
 
+    winograd_convolutions = True  # CPU inference: 3x3 convs via NNPACK (see layers/fast_conv.py)
+
     def __init__(self, *, in_channels: int, num_levels: int, num_classes: int, num_cls_convs: int = 4,
                  num_box_convs: int = 4, num_share_convs: int = 0, norm: str = "GN", with_agn_hm: bool = True,
                  only_proposal: bool = True, prior_prob: float = 0.01) -> None:

@@ -34,6 +34,8 @@ class DeticCascadeROIHeads(nn.Module):
     Keys: `box_head.{k}`, `box_predictor.{k}`, `mask_head`.
     """
 
+    winograd_convolutions = True  # CPU inference: 3x3 convs via NNPACK (see layers/fast_conv.py)
+
     def __init__(self, *, in_features: list[str], box_pooler: ROIPooler, box_heads: list[FastRCNNConvFCHead],
                  box_predictors: list[DeticBoxPredictor], mask_in_features: list[str] | None = None,
                  mask_pooler: ROIPooler | None = None, mask_head: MaskRCNNConvUpsampleHead | None = None,
