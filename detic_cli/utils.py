@@ -78,6 +78,28 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def remembered_sha256(path: str | Path) -> str:
+    """sha256 hex of a file, remembered in `DETIC_HOME/vocab/file-hashes.json` by (path, size, mtime)
+    so that a large checkpoint is hashed once, not on every run."""
+    path = Path(path).expanduser().resolve()
+    st = path.stat()
+    stamp = f"{path}|{st.st_size}|{st.st_mtime_ns}"
+    index_path = detic_home() / "vocab" / "file-hashes.json"
+    try:
+        index = json.loads(index_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        index = {}
+    if isinstance(index, dict) and isinstance(index.get(stamp), str):
+        return index[stamp]
+    index = index if isinstance(index, dict) else {}
+    index[stamp] = sha256_file(path, chunk=1 << 22)
+    try:
+        atomic_write_bytes(index_path, json.dumps(index, indent=1).encode("utf-8"))
+    except OSError:
+        pass
+    return index[stamp]
+
+
 def read_json(path: str | Path) -> Any:
     """The parsed content of the JSON file `path`; a missing or malformed file is a one-line DeticError."""
     try:

@@ -20,8 +20,8 @@ def build_vocab(names: Sequence[str] | str, out: str | Path | None = None, *, pr
     """(C, D) float32 CLIP text embeddings of class names ("a,b" or a list), as `detic build-vocab`:
     prompt "a" ("a " + name), none, photo, scene or a template with {}. With `out` (a .npy path), also
     written with its sidecar JSON (names, prompt, encoder), usable as `vocab=out`."""
+    from detic_cli.clip.encoder import DEFAULT_CLIP_MODEL, EncoderSpec
     from detic_cli.vocab.build import embed_names
-    from detic_cli.vocab.clip_encoder import DEFAULT_CLIP_MODEL, EncoderSpec
     from detic_cli.vocab.names import split_names, warn_duplicates
     from detic_cli.vocab.prompts import prompt_template
     from detic_cli.vocab.sidecar import save_vocabulary

@@ -9,9 +9,9 @@ from rich.console import Console
 
 from detic_cli.cli.app import app
 from detic_cli.cli.common import check_writable
+from detic_cli.clip.encoder import DEFAULT_CLIP_MODEL, EncoderSpec
 from detic_cli.errors import DeticError
 from detic_cli.vocab.build import embed_names
-from detic_cli.vocab.clip_encoder import DEFAULT_CLIP_MODEL, EncoderSpec
 from detic_cli.vocab.names import fix_space as fix_space_names
 from detic_cli.vocab.names import read_ann_categories, read_names_file, split_names, warn_duplicates
 from detic_cli.vocab.prompts import prompt_template

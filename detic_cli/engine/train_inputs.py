@@ -118,7 +118,7 @@ def fill_text_encoder(model, missing: list[str] | None, clip_checkpoint: str | N
     encoder = getattr(model, "text_encoder", None)
     if encoder is None or (missing is not None and not any(k.startswith("text_encoder.") for k in missing)):
         return None
-    from detic_cli.vocab.clip_encoder import EncoderSpec, load_encoder
+    from detic_cli.clip.encoder import EncoderSpec, load_encoder
 
     tower = load_encoder(EncoderSpec(clip_checkpoint=clip_checkpoint))
     try:

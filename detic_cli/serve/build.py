@@ -11,8 +11,7 @@ from detic_cli.serve.limits import Limits
 from detic_cli.serve.runner import ModelRunner
 from detic_cli.serve.service import ModelInfo, Service
 from detic_cli.serve.vocab_cache import VocabCache, served
-from detic_cli.utils import resolve_device
-from detic_cli.vocab.cache import file_sha256
+from detic_cli.utils import remembered_sha256, resolve_device
 from detic_cli.zoo.catalog import DEFAULT_MODEL
 
 
@@ -37,7 +36,7 @@ def build_service(*, model: str | None = None, config: Path | None = None, weigh
                         clip_checkpoint=str(clip_checkpoint) if clip_checkpoint else None, device=torch_device,
                         mirror=mirror, max_classes=limits.max_classes)
     info = ModelInfo(name=model or config_path.stem, config=str(config_path), weights=str(weights_path),
-                     weights_sha256=file_sha256(weights_path), architecture=cfg.MODEL.META_ARCHITECTURE,
+                     weights_sha256=remembered_sha256(weights_path), architecture=cfg.MODEL.META_ARCHITECTURE,
                      device=torch_device)
     return Service(ModelRunner(predictor, served(voc)), vocabs, limits, info, max_batch=max_batch,
                    max_wait_ms=max_wait_ms, max_queue=max_queue)

@@ -17,11 +17,11 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from detic_cli.clip.encoder import EncoderSpec, encoder_id
 from detic_cli.errors import DeticError
 from detic_cli.serve.errors import ServeError
 from detic_cli.vocab import cache
-from detic_cli.vocab.build import embed_names, encoder_id
-from detic_cli.vocab.clip_encoder import EncoderSpec
+from detic_cli.vocab.build import embed_names
 from detic_cli.vocab.names import drop_duplicates, split_names
 from detic_cli.vocab.prompts import DEFAULT_PROMPT, prompt_template
 from detic_cli.vocab.resolve import BUILTIN_VOCABULARIES, Vocabulary, resolve_vocabulary

@@ -7,42 +7,13 @@ features. Results are cached in `DETIC_HOME/vocab` by (names, prompt, encoder, s
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
-from detic_cli.errors import DeticError
-from detic_cli.modeling.text.text_encoder import TextEncoder
+from detic_cli.clip.encoder import EncoderSpec, cached_encoder, encode_sentences, encoder_id
 from detic_cli.utils import resolve_device
 from detic_cli.vocab import cache
-from detic_cli.vocab.clip_encoder import EncoderSpec, encode_sentences, load_encoder
 from detic_cli.vocab.names import warn
-from detic_cli.vocab.pretrained import split_model_name
 from detic_cli.vocab.prompts import apply_prompt
-
-_LOADED: dict[str, TextEncoder] = {}  # the last text tower loaded in this process, by encoder id
-
-
-def encoder_id(spec: EncoderSpec) -> str:
-    """A stable id of the text tower, computed without loading it.
-
-    `clip-checkpoint:sha256:<hex of the file>` or `open_clip:<model>:<pretrained tag>`.
-    """
-    if spec.clip_checkpoint:
-        path = Path(spec.clip_checkpoint).expanduser()
-        if not path.is_file():
-            raise DeticError(f"--clip-checkpoint {path}: file not found")
-        return f"clip-checkpoint:sha256:{cache.file_sha256(path)}"
-    name, tag = split_model_name(spec.clip_model)
-    return f"open_clip:{name}:{tag}"
-
-
-def cached_encoder(spec: EncoderSpec, enc_id: str) -> TextEncoder:
-    """Load the text tower once per process (keeps only the most recent one, ~250 MB for ViT-B/32)."""
-    if enc_id not in _LOADED:
-        _LOADED.clear()
-        _LOADED[enc_id] = load_encoder(spec)
-    return _LOADED[enc_id]
 
 
 def _sentence_groups(names: list[str], template: str, synonyms: list[list[str]] | None) -> list[list[str]]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from detic_cli.utils import atomic_write_bytes, detic_home, sha256_file
+from detic_cli.utils import detic_home
 from detic_cli.vocab.sidecar import array_sha256, read_sidecar, save_vocabulary
 
 
@@ -47,25 +47,3 @@ def store_cached(key: str, embeddings: np.ndarray, meta: dict) -> None:
         save_vocabulary(vocab_dir() / f"{key}.npy", embeddings, meta, dtype="float32")
     except OSError:
         pass
-
-
-def file_sha256(path: str | Path) -> str:
-    """sha256 hex of a file, remembered in `DETIC_HOME/vocab/file-hashes.json` by (path, size, mtime)
-    so that a large CLIP checkpoint is hashed once, not on every run."""
-    path = Path(path).expanduser().resolve()
-    st = path.stat()
-    stamp = f"{path}|{st.st_size}|{st.st_mtime_ns}"
-    index_path = vocab_dir() / "file-hashes.json"
-    try:
-        index = json.loads(index_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        index = {}
-    if isinstance(index, dict) and isinstance(index.get(stamp), str):
-        return index[stamp]
-    index = index if isinstance(index, dict) else {}
-    index[stamp] = sha256_file(path, chunk=1 << 22)
-    try:
-        atomic_write_bytes(index_path, json.dumps(index, indent=1).encode("utf-8"))
-    except OSError:
-        pass
-    return index[stamp]

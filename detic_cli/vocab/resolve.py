@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
+from detic_cli.clip.encoder import DEFAULT_CLIP_MODEL, EncoderSpec
 from detic_cli.errors import DeticError
 from detic_cli.vocab.build import embed_names
 from detic_cli.vocab.builtin import BUILTINS, builtin_vocabulary, fetch_builtin_vocabulary
-from detic_cli.vocab.clip_encoder import DEFAULT_CLIP_MODEL, EncoderSpec
 from detic_cli.vocab.names import drop_duplicates, read_names_file, split_names, warn
 from detic_cli.vocab.prompts import DEFAULT_PROMPT, prompt_template
 from detic_cli.vocab.sidecar import array_sha256, read_sidecar

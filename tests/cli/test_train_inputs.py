@@ -73,9 +73,9 @@ def test_caption_models_get_the_pretrained_text_tower(parity_clip):
     import torch
     from torch import nn
 
+    from detic_cli.clip.encoder import load_text_encoder
     from detic_cli.engine.train_inputs import fill_text_encoder
     from detic_cli.modeling.text.text_encoder import TextEncoder
-    from detic_cli.vocab.clip_encoder import load_text_encoder
 
     model = nn.Module()
     model.text_encoder = TextEncoder()

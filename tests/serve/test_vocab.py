@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from detic_cli.vocab import build, cache
-from detic_cli.vocab.build import encoder_id
-from detic_cli.vocab.clip_encoder import EncoderSpec
+from detic_cli.clip import encoder as clip_encoder
+from detic_cli.clip.encoder import EncoderSpec, encoder_id
+from detic_cli.vocab import cache
 from detic_cli.vocab.resolve import resolve_vocabulary
 from tests.serve.conftest import live_server
 
@@ -42,8 +42,8 @@ def test_names_are_encoded_once_then_served_by_id(make_service, parity_clip, ast
 @pytest.mark.slow
 def test_a_vocabulary_the_cli_cached_costs_no_clip_pass(make_service, parity_clip, astronaut_jpg, monkeypatch):
     cli = resolve_vocabulary("cat,dog", clip_checkpoint=str(parity_clip))  # what `detect --vocab cat,dog` does
-    monkeypatch.setattr(build, "_LOADED", {})
-    monkeypatch.setattr(build, "load_encoder", _no_clip)
+    monkeypatch.setattr(clip_encoder, "_LOADED", {})
+    monkeypatch.setattr(clip_encoder, "load_encoder", _no_clip)
     with live_server(make_service(clip_checkpoint=parity_clip)) as client:
         registered = client.post("/v1/vocab", json={"names": ["cat", "dog"]})
         detected = client.post("/v1/detect", params={"vocab": "cat,dog", "threshold": "0.1"},

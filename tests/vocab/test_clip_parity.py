@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from detic_cli.clip.encoder import EncoderSpec
 from detic_cli.vocab.build import embed_names
-from detic_cli.vocab.clip_encoder import EncoderSpec
 from detic_cli.vocab.prompts import prompt_template
 from detic_cli.vocab.resolve import resolve_vocabulary
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from detic_cli.vocab import build
+from detic_cli.clip import encoder as clip_encoder
 from detic_cli.vocab.builtin import builtin_class_names
 
 R18 = "Detic_LCOCOI21k_CLIP_R18_640b32_4x_ft4x_max-size.yaml"
@@ -30,8 +30,8 @@ def test_names_label_boxes_and_second_run_uses_cache(run_cli, shared_dir, parity
     assert first and {i["class_name"] for i in first} <= {"cat", "dog"}
     assert {i["class_index"] for i in first} <= {0, 1}
 
-    monkeypatch.setattr(build, "_LOADED", {})
-    monkeypatch.setattr(build, "load_encoder", _no_clip)
+    monkeypatch.setattr(clip_encoder, "_LOADED", {})
+    monkeypatch.setattr(clip_encoder, "load_encoder", _no_clip)
     code, _, err = run_cli(*args, "--json", tmp_path / "second.json")
     assert code == 0, err
     assert json.loads((tmp_path / "second.json").read_text())[0]["instances"] == first

@@ -5,9 +5,9 @@ from __future__ import annotations
 import huggingface_hub.constants as hf_constants
 import pytest
 
+from detic_cli.clip.encoder import EncoderSpec
 from detic_cli.errors import DeticError
 from detic_cli.vocab.build import embed_names
-from detic_cli.vocab.clip_encoder import EncoderSpec
 from detic_cli.vocab.resolve import resolve_vocabulary
 
 

@@ -9,9 +9,9 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 
+from detic_cli.clip import encoder as clip_encoder
 from detic_cli.errors import DeticError
 from detic_cli.utils import sha256_file
-from detic_cli.vocab import build
 from detic_cli.vocab.resolve import Vocabulary, resolve_vocabulary
 from detic_cli.zoo import cache
 
@@ -24,8 +24,8 @@ def test_names_are_encoded_then_cached(parity_clip, monkeypatch):
     first = resolve_vocabulary("cat, dog", clip_checkpoint=str(parity_clip))
     assert isinstance(first, Vocabulary) and first.names == ["cat", "dog"]
     assert first.embeddings.shape == (2, 512) and first.embeddings.dtype == np.float32
-    monkeypatch.setattr(build, "_LOADED", {})
-    monkeypatch.setattr(build, "load_encoder", _no_clip)
+    monkeypatch.setattr(clip_encoder, "_LOADED", {})
+    monkeypatch.setattr(clip_encoder, "load_encoder", _no_clip)
     second = resolve_vocabulary("cat,dog", clip_checkpoint=str(parity_clip))
     np.testing.assert_array_equal(first.embeddings, second.embeddings)
 

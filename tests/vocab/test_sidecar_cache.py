@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 
 import numpy as np
 import pytest
@@ -63,14 +62,3 @@ def test_cache_round_trip_and_damage():
     np.testing.assert_array_equal(cache.load_cached(key), emb)
     np.save(cache.vocab_dir() / f"{key}.npy", emb * 2)  # contents no longer match the sidecar hash
     assert cache.load_cached(key) is None
-
-
-def test_file_sha256_is_remembered(tmp_path):
-    f = tmp_path / "w.bin"
-    f.write_bytes(b"weights")
-    digest = hashlib.sha256(b"weights").hexdigest()
-    assert cache.file_sha256(f) == digest
-    assert digest in (cache.vocab_dir() / "file-hashes.json").read_text()
-    f.write_bytes(b"other!!")
-    os.utime(f, ns=(1, 1))
-    assert cache.file_sha256(f) == hashlib.sha256(b"other!!").hexdigest()

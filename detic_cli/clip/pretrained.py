@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from detic_cli.errors import DeticError
+from detic_cli.utils import remembered_sha256
 
 _PLAIN_TEXT_CFG = {"context_length", "vocab_size", "width", "heads", "layers"}
 
@@ -56,13 +57,11 @@ def _hf_cached(hf_hub: str) -> Path | None:
 
 def _openai_cached(url: str) -> Path | None:
     """`~/.cache/clip/<file>` as OpenAI's `clip.load` (and open_clip) save it, if its sha256 matches."""
-    from detic_cli.vocab.cache import file_sha256
-
     target = Path("~/.cache/clip").expanduser() / os.path.basename(url)
     if not target.is_file():
         return None
     expected = url.split("/")[-2] if "openaipublic" in url else ""
-    return target if not expected or file_sha256(target).startswith(expected) else None
+    return target if not expected or remembered_sha256(target).startswith(expected) else None
 
 
 def cached_weights(cfg: dict) -> Path | None:

@@ -10,10 +10,10 @@ import torch
 from safetensors.torch import save_file
 
 from detic_cli.clip.bpe import clip_tokenizer
+from detic_cli.clip.encoder import encode_sentences, load_text_encoder
 from detic_cli.errors import DeticError
 from detic_cli.modeling.text.text_encoder import TextEncoder
 from detic_cli.utils import resolve_device as torch_device
-from detic_cli.vocab.clip_encoder import encode_sentences, load_text_encoder
 
 TEXTS = ["a cat", "a 猫", "a traffic_light"]
 

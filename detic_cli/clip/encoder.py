@@ -1,4 +1,5 @@
-"""Load a CLIP text tower from a local checkpoint or an open_clip model name; encode sentences.
+"""Which CLIP text tower (`EncoderSpec`, `encoder_id`), loading it from a local checkpoint or an open_clip model
+name (once per process), and encoding sentences with it.
 
 Accepted checkpoints: OpenAI's files (TorchScript archives as `clip.load` downloads them, or plain
 state dicts, fp16 or fp32), open_clip files (`.pt`/`.bin` with or without `state_dict`/`module.`,
@@ -17,9 +18,10 @@ import numpy as np
 import torch
 
 from detic_cli.clip.bpe import clip_tokenizer
+from detic_cli.clip.pretrained import open_clip_weights, split_model_name
 from detic_cli.errors import DeticError, brief
 from detic_cli.modeling.text.text_encoder import TextEncoder, text_encoder_from_state_dict
-from detic_cli.vocab.pretrained import open_clip_weights
+from detic_cli.utils import remembered_sha256
 
 DEFAULT_CLIP_MODEL = "ViT-B-32"
 _NOT_TEXT = ("visual.", "logit_scale", "logit_bias", "attn_mask", "input_resolution", "context_length",
@@ -91,6 +93,31 @@ def load_encoder(spec: EncoderSpec) -> TextEncoder:
         return load_text_encoder(spec.clip_checkpoint)
     file, quick = open_clip_weights(spec.clip_model)
     return load_text_encoder(file, quick_gelu=quick)
+
+
+def encoder_id(spec: EncoderSpec) -> str:
+    """A stable id of the text tower, computed without loading it.
+
+    `clip-checkpoint:sha256:<hex of the file>` or `open_clip:<model>:<pretrained tag>`.
+    """
+    if spec.clip_checkpoint:
+        path = Path(spec.clip_checkpoint).expanduser()
+        if not path.is_file():
+            raise DeticError(f"--clip-checkpoint {path}: file not found")
+        return f"clip-checkpoint:sha256:{remembered_sha256(path)}"
+    name, tag = split_model_name(spec.clip_model)
+    return f"open_clip:{name}:{tag}"
+
+
+_LOADED: dict[str, TextEncoder] = {}  # the last text tower loaded in this process, by encoder id
+
+
+def cached_encoder(spec: EncoderSpec, enc_id: str) -> TextEncoder:
+    """Load the text tower once per process (keeps only the most recent one, ~250 MB for ViT-B/32)."""
+    if enc_id not in _LOADED:
+        _LOADED.clear()
+        _LOADED[enc_id] = load_encoder(spec)
+    return _LOADED[enc_id]
 
 
 def encode_sentences(
