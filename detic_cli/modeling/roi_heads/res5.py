@@ -8,6 +8,7 @@ from torch import nn
 from detic_cli.layers.roi_pooler import ROIPooler
 from detic_cli.modeling.roi_heads.box_losses import FastRCNNLosses
 from detic_cli.modeling.roi_heads.fast_rcnn import DeticBoxPredictor, fast_rcnn_inference
+from detic_cli.modeling.roi_heads.res5_inference import FoldedRes5
 from detic_cli.modeling.roi_heads.rescoring import RegionScorer, attach_embeddings, region_scorer
 from detic_cli.modeling.roi_heads.sampling import ProposalSampler
 from detic_cli.modeling.roi_heads.weak_supervision import BatchClassifier, WeakSupervision
@@ -40,6 +41,7 @@ class CustomRes5ROIHeads(nn.Module):
         self.losses = losses
         self.weak = weak
         self.keep_embeddings = False  # inference: give detections `pred_embeddings` / `proposal_scores`
+        self._folded: FoldedRes5 | None = None  # inference form of res5, rebuilt when its weights change
 
     def set_vocabulary(self, embeddings: torch.Tensor) -> None:
         self.box_predictor.cls_score.set_embeddings(embeddings)
@@ -49,9 +51,21 @@ class CustomRes5ROIHeads(nn.Module):
         return self.box_predictor.cls_score.zs_weight
 
     def box_features(self, features: dict[str, torch.Tensor], proposals: list[Instances]) -> torch.Tensor:
-        """(R, C) region features: res5 of the pooled regions, averaged over space."""
+        """(R, C) region features: res5 of the pooled regions, averaged over space.
+
+        Without gradients (float32, no autocast) res5 runs folded (`FoldedRes5`: frozen BN in the convs,
+        channels-last GEMMs), equal up to float rounding; training keeps the module's own forward."""
         pooled = self.pooler([features[f] for f in self.in_features], [p.proposal_boxes for p in proposals])
-        return self.res5(pooled).mean(dim=[2, 3])
+        folded = self._inference_res5(pooled)
+        return folded(pooled) if folded is not None else self.res5(pooled).mean(dim=[2, 3])
+
+    def _inference_res5(self, pooled: torch.Tensor) -> FoldedRes5 | None:
+        if (torch.is_grad_enabled() or pooled.dtype != torch.float32
+                or torch.is_autocast_enabled(pooled.device.type) or not FoldedRes5.supported(self.res5)):
+            return None
+        if self._folded is None or not self._folded.matches(self.res5):
+            self._folded = FoldedRes5(self.res5)
+        return self._folded
 
     def forward(self, features: dict[str, torch.Tensor], proposals: list[Instances]) -> list[Instances]:
         x = self.box_features(features, proposals)

@@ -1,0 +1,106 @@
+"""Inference form of the C4 heads' res5 stage: frozen BN folded into the convolutions, channels-last GEMMs.
+
+The Res5 ROI head runs three bottleneck blocks on every proposal (1000 with the C4 configs), most of a C4
+detection's time. Without gradients the stage is evaluated in (R, H, W, C) layout: every 1x1 convolution is
+one `addmm` over all R * H * W positions (a 1x1 convolution with stride s reads every s-th pixel, so the
+input is subsampled first), each 3x3 convolution is oneDNN's channels-last convolution on a view of the
+same memory, and each FrozenBatchNorm2d is folded into its convolution's weight and bias. The result equals
+the module's up to float32 rounding (~1e-6 relative).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from detic_cli.layers.batch_norm import FrozenBatchNorm2d
+from detic_cli.modeling.backbone.resnet import BottleneckBlock
+
+__all__ = ["FoldedRes5"]
+
+_Folded = tuple[torch.Tensor, torch.Tensor, int]  # weight, bias, stride
+
+
+def _fold(conv: nn.Conv2d) -> _Folded:
+    """(weight * scale, shift, stride) of a bias-free conv followed by its FrozenBatchNorm2d `norm`.
+
+    1x1 weights come back as (C_in, C_out) GEMM operands; 3x3 weights as channels-last (C_out, C_in, 3, 3).
+    """
+    bn = conv.norm
+    scale = bn.weight * (bn.running_var + bn.eps).rsqrt()
+    weight = conv.weight * scale.view(-1, 1, 1, 1)
+    bias = bn.bias - bn.running_mean * scale
+    if conv.kernel_size == (1, 1):
+        weight = weight.flatten(1).t().contiguous()
+    else:
+        weight = weight.contiguous(memory_format=torch.channels_last)
+    return weight, bias.contiguous(), int(conv.stride[0])
+
+
+def _foldable(block: nn.Module) -> bool:
+    if not isinstance(block, BottleneckBlock):
+        return False
+    convs = [block.conv1, block.conv2, block.conv3] + ([block.shortcut] if block.shortcut is not None else [])
+    return (all(isinstance(c.norm, FrozenBatchNorm2d) and c.bias is None and c.groups == 1 for c in convs)
+            and all(c.kernel_size == (1, 1) and c.padding == (0, 0) for c in convs if c is not block.conv2)
+            and block.conv2.kernel_size == (3, 3) and block.conv2.padding == block.conv2.dilation)
+
+
+def _pointwise(x: torch.Tensor, folded: _Folded, out: torch.Tensor | None = None) -> torch.Tensor:
+    """A folded 1x1 convolution of (R, H, W, C) `x` -> (R, H', W', C_out); `out` (same shape) is added to."""
+    weight, bias, stride = folded
+    if stride > 1:
+        x = x[:, ::stride, ::stride]
+    r, h, w, c = x.shape
+    flat = x.reshape(-1, c)
+    if out is None:
+        return torch.addmm(bias, flat, weight).view(r, h, w, -1)
+    return out.view(-1, weight.shape[1]).addmm_(flat, weight).add_(bias).view(r, h, w, -1)
+
+
+class FoldedRes5:
+    """A snapshot of a res5 `stage` (an nn.Sequential of BottleneckBlocks with FrozenBatchNorm2d) for inference.
+
+    `matches(stage)` tells whether the snapshot still reflects the stage's parameters (same tensors, not
+    modified in place since); `__call__` maps pooled regions (R, C_in, H, W) -> (R, C_out) spatial means.
+    """
+
+    def __init__(self, stage: nn.Sequential) -> None:
+        self._key = self.key(stage)
+        with torch.no_grad():
+            self.blocks = [[_fold(b.conv1), b.conv2, _fold(b.conv2), _fold(b.conv3),
+                            _fold(b.shortcut) if b.shortcut is not None else None] for b in stage]
+        # the first block's 1x1 conv and shortcut read every s-th pixel (stride in the 1x1 conv, as the C4
+        # configs' STRIDE_IN_1X1): subsample the pooled regions once, then run them with stride 1
+        first = self.blocks[0]
+        self.subsample = first[0][2] if first[4] is not None and first[4][2] == first[0][2] else 1
+        if self.subsample > 1:
+            first[0] = (*first[0][:2], 1)
+            first[4] = (*first[4][:2], 1)
+
+    @staticmethod
+    def supported(stage: nn.Module) -> bool:
+        return isinstance(stage, nn.Sequential) and len(stage) > 0 and all(_foldable(b) for b in stage)
+
+    @staticmethod
+    def key(stage: nn.Module) -> tuple:
+        return tuple((t.data_ptr(), t._version) for t in stage.state_dict(keep_vars=True).values())
+
+    def matches(self, stage: nn.Module) -> bool:
+        return self._key == self.key(stage)
+
+    def __call__(self, pooled: torch.Tensor) -> torch.Tensor:
+        """(R, C_in, H, W) float -> (R, C_out): res5 then the mean over space, as `stage(pooled).mean((2, 3))`."""
+        step = self.subsample
+        x = pooled[:, :, ::step, ::step].permute(0, 2, 3, 1).contiguous()
+        if x.data_ptr() == pooled.data_ptr():
+            x = x.clone()  # the residual sums below write into x
+        for conv1, conv2, folded2, conv3, shortcut in self.blocks:
+            y = _pointwise(x, conv1).relu_()
+            weight, bias, _ = folded2
+            y = F.conv2d(y.permute(0, 3, 1, 2), weight, bias, stride=conv2.stride, padding=conv2.padding,
+                         dilation=conv2.dilation).relu_().permute(0, 2, 3, 1)
+            residual = _pointwise(x, shortcut) if shortcut is not None else x
+            x = _pointwise(y, conv3, out=residual).relu_()
+        return x.mean(dim=(1, 2))

@@ -1,0 +1,51 @@
+"""FoldedRes5 (the C4 heads' inference res5) against the res5 stage it was folded from."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from detic_cli.layers.batch_norm import FrozenBatchNorm2d
+from detic_cli.modeling.backbone.resnet import make_stage
+from detic_cli.modeling.roi_heads.res5_inference import FoldedRes5
+
+
+def _stage(stride_in_1x1: bool, norm: str = "FrozenBN") -> torch.nn.Sequential:
+    torch.manual_seed(0)
+    stage = make_stage(num_blocks=2, in_channels=16, out_channels=32, bottleneck_channels=8, first_stride=2,
+                       stride_in_1x1=stride_in_1x1, norm=norm).eval()
+    for module in stage.modules():
+        if isinstance(module, FrozenBatchNorm2d):  # statistics far from the identity, so folding is exercised
+            module.weight.uniform_(0.5, 1.5)
+            module.bias.normal_(0, 0.1)
+            module.running_mean.normal_(0, 0.1)
+            module.running_var.uniform_(0.5, 1.5)
+    return stage
+
+
+@pytest.mark.parametrize("stride_in_1x1", [True, False])
+def test_folded_equals_stage_then_mean(stride_in_1x1):
+    stage = _stage(stride_in_1x1)
+    assert FoldedRes5.supported(stage)
+    x = torch.randn(5, 16, 14, 14)
+    with torch.no_grad():
+        expected = stage(x).mean(dim=[2, 3])
+        got = FoldedRes5(stage)(x)
+    assert got.shape == (5, 32)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_snapshot_notices_changed_weights():
+    stage = _stage(True)
+    folded = FoldedRes5(stage)
+    assert folded.matches(stage)
+    with torch.no_grad():
+        stage[0].conv2.weight.mul_(2.0)
+    assert not folded.matches(stage)
+    x = torch.randn(2, 16, 14, 14)
+    with torch.no_grad():
+        torch.testing.assert_close(FoldedRes5(stage)(x), stage(x).mean(dim=[2, 3]), rtol=1e-5, atol=1e-5)
+
+
+def test_unfrozen_norms_are_not_folded():
+    assert not FoldedRes5.supported(_stage(True, norm="BN"))
