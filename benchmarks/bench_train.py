@@ -27,7 +27,7 @@ from rich.table import Table
 from detic_cli.config import load_config
 from detic_cli.engine.build import amp_mode, build_lr_scheduler, build_optimizer, train_settings
 from detic_cli.engine.trainer import Trainer
-from detic_cli.modeling.build import build_model
+from detic_cli.modeling.builders import build_model
 from detic_cli.structures import Boxes, Instances
 from detic_cli.utils import resolve_device
 

@@ -17,7 +17,7 @@ from detic_cli.errors import DeticError
 def _model_state(config: Path) -> tuple[dict[str, torch.Tensor], bool]:
     """The state dict of the config's model, and its MODEL.RESNETS.STRIDE_IN_1X1."""
     from detic_cli.config import load_config
-    from detic_cli.modeling.build import build_model
+    from detic_cli.modeling.builders import build_model
 
     cfg = load_config(config)
     return build_model(cfg).state_dict(), bool(cfg.MODEL.RESNETS.STRIDE_IN_1X1)

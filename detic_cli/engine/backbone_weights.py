@@ -95,7 +95,7 @@ def _model_state(config: str) -> dict[str, torch.Tensor]:
     import torch
 
     from detic_cli.config import load_config
-    from detic_cli.modeling.build import build_model
+    from detic_cli.modeling.builders import build_model
 
     with torch.no_grad():
         return build_model(load_config(config_path(config))).state_dict()

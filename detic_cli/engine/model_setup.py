@@ -164,7 +164,7 @@ def predictor_from_config(cfg: CfgNode, *, weights: str | Path | Mapping[str, to
     """A Predictor over the model of `cfg` with `weights` loaded: an official-layout checkpoint file or a
     state dict in memory (see Predictor for the other arguments)."""
     from detic_cli.checkpoint.load import load_checkpoint, load_state_dict
-    from detic_cli.modeling.build import build_model
+    from detic_cli.modeling.builders import build_model
 
     model = build_model(cfg)
     if isinstance(weights, Mapping):

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from detic_cli.config import load_config
-from detic_cli.modeling.build import build_model
+from detic_cli.modeling.builders import build_model
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 

@@ -91,7 +91,7 @@ def test_stop_resume_and_outputs(run_cli, train_args, backbone, tmp_path, monkey
 
     from detic_cli.checkpoint.load import load_checkpoint
     from detic_cli.config import load_config
-    from detic_cli.modeling.build import build_model
+    from detic_cli.modeling.builders import build_model
 
     load_checkpoint(build_model(load_config(out / "config.yaml")), out / "model_final.pth")  # detect's loader
 
@@ -100,7 +100,7 @@ def test_stop_resume_and_outputs(run_cli, train_args, backbone, tmp_path, monkey
 def backbone(tmp_path_factory):
     """A detector-format checkpoint holding only the ResNet-18 trunk (random values), like a converted backbone."""
     from detic_cli.config import load_config
-    from detic_cli.modeling.build import build_model
+    from detic_cli.modeling.builders import build_model
     from detic_cli.zoo.resolve import config_path
 
     model = build_model(load_config(config_path(f"{R18_STAGE}.yaml"), SMALL))

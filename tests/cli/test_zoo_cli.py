@@ -110,7 +110,7 @@ def test_pull_backbone_converts_it_once_and_verify_checks_both(tmp_path):
     from detic_cli.checkpoint.safe_load import read_checkpoint
     from detic_cli.config import load_config
     from detic_cli.engine.backbone_weights import converted_asset
-    from detic_cli.modeling.build import build_model
+    from detic_cli.modeling.builders import build_model
     from detic_cli.zoo.resolve import config_path, find_backbone
 
     torch.manual_seed(0)

@@ -87,7 +87,7 @@ def test_bad_files_are_one_line_errors(tmp_path):
 def test_model_part_loads_as_an_official_checkpoint(tmp_path, shared_dir):
     from detic_cli.checkpoint.load import load_checkpoint
     from detic_cli.config import load_config
-    from detic_cli.modeling.build import build_model
+    from detic_cli.modeling.builders import build_model
 
     cfg = load_config(shared_dir / "detic-reference/configs/Detic_LCOCOI21k_CLIP_R18_640b32_4x_ft4x_max-size.yaml")
     torch.manual_seed(0)

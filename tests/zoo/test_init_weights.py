@@ -14,7 +14,7 @@ from detic_cli.config import load_config
 from detic_cli.engine.backbone_weights import converted_asset
 from detic_cli.engine.init_weights import init_name, resolve_init_spec, resolve_init_weights
 from detic_cli.errors import DeticError
-from detic_cli.modeling.build import build_model
+from detic_cli.modeling.builders import build_model
 from detic_cli.progress import NullProgress
 from detic_cli.zoo import cache
 from detic_cli.zoo.catalog import weight_files

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from detic_cli.config import load_config
-from detic_cli.modeling.build import build_backbone
+from detic_cli.modeling.builders import build_backbone
 
 FAMILIES = {  # config -> (bottom-up features fed to the FPN, their channels)
     "Detic_LCOCOI21k_CLIP_SwinB_896b32_4x_ft4x_max-size.yaml": (["swin1", "swin2", "swin3"], [256, 512, 1024]),

@@ -9,7 +9,7 @@ import torch
 
 from detic_cli.config import load_config
 from detic_cli.errors import DeticError
-from detic_cli.modeling.build import build_model
+from detic_cli.modeling.builders import build_model
 from detic_cli.modeling.proposal.centernet import compute_grids
 from detic_cli.modeling.proposal.centernet_loss import CenterNetLoss, image_targets, positive_indices
 from detic_cli.structures import Boxes, Instances, pairwise_iou
