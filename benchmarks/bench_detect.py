@@ -36,7 +36,7 @@ from detic_cli.data.sources import Frame, Source, expand_inputs
 from detic_cli.engine.detect_job import DetectJob, OutputPlan
 from detic_cli.engine.model_setup import INFERENCE_AMP, predictor_from_config
 from detic_cli.engine.predictor import Predictor
-from detic_cli.modeling.build import build_model
+from detic_cli.modeling.builders import build_model
 from detic_cli.utils import resolve_device
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
