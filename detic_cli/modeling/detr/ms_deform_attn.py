@@ -13,6 +13,8 @@ tensor is ever built; same numbers up to float summation order).
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -48,6 +50,13 @@ def ms_deform_attn_sample(value: torch.Tensor, spatial_shapes: list[tuple[int, i
     return out.view(n, m * d, q).transpose(1, 2).contiguous()
 
 
+@lru_cache(maxsize=64)
+def _level_constant(values: tuple, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """A small per-level tensor (level sizes, widths, ...), made once per (values, dtype, device): building
+    it on every call would copy from the host each time, a synchronising copy on CUDA."""
+    return torch.tensor(values, dtype=dtype, device=device)
+
+
 def _padded_table(value: torch.Tensor, spatial_shapes: list[tuple[int, int]]) -> torch.Tensor:
     """(N, S, M, D) -> (N * M * S', D): per (image, head) every level with a zero border (one cell at the
     top/left, two at the bottom/right), (H_l + 3) x (W_l + 3) row-major, levels concatenated (S' cells)."""
@@ -70,15 +79,15 @@ def _corners(spatial_shapes: list[tuple[int, int]], sampling_locations: torch.Te
     """
     n, q, m, num_levels, p, _ = sampling_locations.shape
     device, dtype = sampling_locations.device, sampling_locations.dtype
-    wh = torch.tensor([[w, h] for h, w in spatial_shapes], dtype=dtype, device=device).view(-1, 1, 2)
+    wh = _level_constant(tuple((w, h) for h, w in spatial_shapes), dtype, device).view(-1, 1, 2)
     pos = (2 * sampling_locations - 1 + 1) * (wh / 2) - 0.5
     pos = pos.clamp(min=-1.0).minimum(wh)
     low = pos.floor()
     frac = pos - low
     total = sum((h + 3) * (w + 3) for h, w in spatial_shapes)
     itype = torch.int32 if n * m * total < 2**31 else torch.int64  # int32 rows: half the index traffic
-    width = torch.tensor([w + 3 for _, w in spatial_shapes], dtype=itype, device=device)
-    sizes = torch.tensor([(h + 3) * (w + 3) for h, w in spatial_shapes], dtype=itype, device=device)
+    width = _level_constant(tuple(w + 3 for _, w in spatial_shapes), itype, device)
+    sizes = _level_constant(tuple((h + 3) * (w + 3) for h, w in spatial_shapes), itype, device)
     starts = torch.cumsum(sizes, 0, dtype=itype) - sizes
     cell = low.to(itype) + 1  # column / row in the padded level, in [0, W + 1]
     row = (cell[..., 1] * width.view(-1, 1) + cell[..., 0] + starts.view(-1, 1)).view(n, q, m, -1)
@@ -131,7 +140,7 @@ class MSDeformAttn(nn.Module):
         n, q, _ = query.shape
         offsets = self.sampling_offsets(query).view(n, q, self.n_heads, self.n_levels, self.n_points, 2)
         if reference_points.shape[-1] == 2:
-            normalizer = torch.tensor([[w, h] for h, w in spatial_shapes], dtype=query.dtype, device=query.device)
+            normalizer = _level_constant(tuple((w, h) for h, w in spatial_shapes), query.dtype, query.device)
             return reference_points[:, :, None, :, None, :] + offsets / normalizer[None, None, None, :, None, :]
         if reference_points.shape[-1] == 4:
             return (reference_points[:, :, None, :, None, :2]
