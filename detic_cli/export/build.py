@@ -21,7 +21,7 @@ from detic_cli.config import CfgNode, load_config
 from detic_cli.engine.class_thresholds import ClassThresholds, parse_class_thresholds
 from detic_cli.engine.model_setup import VocabSpec, detect_config, input_settings, predictor_from_config, vocabulary_of
 from detic_cli.errors import DeticError
-from detic_cli.export.export import ExportReport, ExportSettings, check_settings, export_onnx
+from detic_cli.export.export import DETR_NEEDS_SIZE, ExportReport, ExportSettings, check_settings, export_onnx
 from detic_cli.export.ort_backend import OrtPredictor, ort_session
 from detic_cli.export.probe import probe_picture
 from detic_cli.utils import resolve_device, sha256_file
@@ -33,9 +33,7 @@ def export_refusal(cfg: CfgNode) -> str | None:
     """Why the model of `cfg` cannot be exported yet (None: it can)."""
     arch = cfg.MODEL.META_ARCHITECTURE
     if arch == "DeformableDetr":
-        return ("Deformable DETR cannot be exported yet: the exporter's graph, sidecar and check are written for "
-                "the open-vocabulary R-CNN families (class_embeddings input, proposals, ROI heads), not for a "
-                "closed-vocabulary query decoder")
+        return None
     if arch != "CustomRCNN":
         return f"MODEL.META_ARCHITECTURE {arch} cannot be exported"
     heads = (cfg.MODEL.PROPOSAL_GENERATOR.NAME, cfg.MODEL.ROI_HEADS.NAME)
@@ -47,6 +45,7 @@ def export_refusal(cfg: CfgNode) -> str | None:
 
 def sidecar_metadata(cfg: CfgNode, *, config: Path, weights: Path) -> dict:
     """What a user of the .onnx needs besides the graph: the config, weights, input and output settings."""
+    closed = cfg.MODEL.META_ARCHITECTURE == "DeformableDetr"
     return {
         "format": "detic-onnx/1",
         "config_file": str(config),
@@ -58,9 +57,11 @@ def sidecar_metadata(cfg: CfgNode, *, config: Path, weights: Path) -> dict:
         "max_size_test": cfg.INPUT.MAX_SIZE_TEST,
         "pixel_mean": list(cfg.MODEL.PIXEL_MEAN),
         "pixel_std": list(cfg.MODEL.PIXEL_STD),
-        "score_threshold": cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST,
+        # Deformable DETR's graph keeps its whole top-k: any threshold applies after it
+        "score_threshold": 0.0 if closed else cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST,
         "one_class_per_proposal": cfg.MODEL.ROI_HEADS.ONE_CLASS_PER_PROPOSAL,
-        "embedding_dim": cfg.MODEL.ROI_BOX_HEAD.ZEROSHOT_WEIGHT_DIM,
+        "embedding_dim": None if closed else cfg.MODEL.ROI_BOX_HEAD.ZEROSHOT_WEIGHT_DIM,
+        "num_classes": cfg.MODEL.DETR.NUM_CLASSES if closed else None,
     }
 
 
@@ -74,6 +75,8 @@ def export_model(*, config: Path, weights: Path, out: Path, settings: ExportSett
     cfg = detect_config(config, overrides, threshold, pred_all_class)
     if (reason := export_refusal(cfg)) is not None:
         raise DeticError(reason)
+    if cfg.MODEL.META_ARCHITECTURE == "DeformableDetr" and settings.size is None:
+        raise DeticError(DETR_NEEDS_SIZE)
     if not weights.is_file():
         raise DeticError(f"--weights {weights}: no such file")
     voc = vocabulary_of(cfg, vocab, vocab_names=vocab_names, clip_checkpoint=clip_checkpoint, mirror=mirror)
@@ -139,9 +142,11 @@ def ort_predictor(onnx: Path, meta: dict, cfg: CfgNode, *, embeddings: np.ndarra
     cuda = None if device == "auto" else resolve_device(device).type == "cuda"
     size = tuple(meta["input_size"]) if meta.get("input_size") else None
     session = ort_session(onnx, threads=threads, cuda=cuda)
+    if meta.get("num_classes") and not class_names:  # a closed vocabulary without names: as PyTorch labels it
+        class_names = [f"class_{i}" for i in range(meta["num_classes"])]
     return OrtPredictor(session, inputs=input_settings(cfg), pixel_mean=list(meta["pixel_mean"]), size=size,
                         embeddings=None if embeddings is None else np.asarray(embeddings, dtype=np.float32),
-                        class_names=class_names)
+                        class_names=class_names, clip=meta.get("boxes_clipped", True))
 
 
 def load_ort_predictor(*, onnx: Path, vocab: VocabSpec = None, vocab_names: Path | None = None,

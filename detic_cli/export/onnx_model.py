@@ -45,6 +45,8 @@ class ExportableDetic(nn.Module):
         self.model = model
         self.masks = masks and getattr(heads, "mask_head", None) is not None
 
+    input_names = ["image", "class_embeddings"]
+
     @property
     def output_names(self) -> list[str]:
         return list(OUTPUT_NAMES[:4 if self.masks else 3])

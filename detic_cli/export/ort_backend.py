@@ -45,18 +45,22 @@ def ort_session(path: Path, *, threads: int | None = None, cuda: bool | None = F
 
 
 class OrtPredictor:
-    """prepare/predict over an exported graph (inputs `image`, `class_embeddings`).
+    """prepare/predict over an exported graph (inputs `image` and, open-vocabulary models, `class_embeddings`).
 
     `size` (H, W) is the fixed input of a model exported with --size (None: any size): a resized frame
     smaller than it is padded with the pixel mean (zero after the graph's normalisation) at the bottom and
-    right, one larger is refused. `pixel_mean` is in the graph's channel order.
+    right, one larger is refused. `pixel_mean` is in the graph's channel order. `clip` False (Deformable
+    DETR) scales boxes back to the picture without clipping or dropping empty ones, as that model does, and
+    takes only frames that resize to exactly `size` (padding would change its results: the graph has no mask).
     """
 
     _to_input = Predictor._to_input  # the PyTorch backend's resizing, shared
 
     def __init__(self, session, *, inputs: InputSettings, pixel_mean: list[float], size: tuple[int, int] | None,
-                 embeddings: np.ndarray, class_names: list[str]) -> None:
+                 embeddings: np.ndarray | None, class_names: list[str] | None, clip: bool = True) -> None:
         self.session = session
+        self.clip = clip
+        self.open_vocabulary = "class_embeddings" in {i.name for i in session.get_inputs()}
         self.inputs = inputs
         self.pixel_mean = np.asarray(pixel_mean, dtype=np.float32).reshape(1, 3, 1, 1)
         self.size = size
@@ -67,7 +71,13 @@ class OrtPredictor:
         self.set_vocabulary(embeddings, class_names)
 
     def set_vocabulary(self, embeddings: np.ndarray | None, class_names: list[str] | None) -> None:
-        """(C, D) embeddings, labelled `class_names`, become the graph's `class_embeddings` input."""
+        """(C, D) embeddings, labelled `class_names`, become the graph's `class_embeddings` input (a closed
+        vocabulary graph takes no embeddings: `class_names` label its classes)."""
+        if not self.open_vocabulary:
+            if embeddings is not None:
+                raise DeticError("this exported model has a fixed, learned classifier: --vocab cannot change it")
+            self.class_names = list(class_names or [])
+            return
         if embeddings is None:
             raise DeticError("the onnxruntime backend needs the vocabulary's embeddings (its classifier is an input)")
         embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
@@ -85,6 +95,9 @@ class OrtPredictor:
         if self.size is None:
             return array
         (h, w), (height, width) = array.shape[-2:], self.size
+        if not self.clip and (h, w) != (height, width):
+            raise DeticError(f"a frame resized to {h}x{w}: this Deformable DETR export takes exactly {height}x{width}"
+                             f" (export with --size {h} {w} for such frames)")
         if h > height or w > width:
             raise DeticError(f"a frame resized to {h}x{w} does not fit this model's fixed {height}x{width} input: "
                              "export with --dynamic or a larger --size")
@@ -97,13 +110,20 @@ class OrtPredictor:
         return [self._predict_one(x) for x in inputs]
 
     def _predict_one(self, x: dict) -> Instances:
-        return detector_postprocess(self.network_detections(x), x["height"], x["width"])
+        result = self.network_detections(x)
+        if self.clip:
+            return detector_postprocess(result, x["height"], x["width"])
+        out = Instances((x["height"], x["width"]), **result.get_fields())
+        out.pred_boxes.scale(x["width"] / result.image_size[1], x["height"] / result.image_size[0])
+        return out
 
     def network_detections(self, x: dict) -> Instances:
         """The graph's detections of one `prepare`d input, in network-input pixels (mask probabilities
         (N, 1, M, M)), as the PyTorch model's `inference(..., do_postprocess=False)` gives them."""
-        outputs = dict(zip(self.output_names, self.session.run(
-            None, {"image": self._graph_input(x["image"]), "class_embeddings": self.embeddings})))
+        feed = {"image": self._graph_input(x["image"])}
+        if self.open_vocabulary:
+            feed["class_embeddings"] = self.embeddings
+        outputs = dict(zip(self.output_names, self.session.run(None, feed)))
         size = tuple(int(s) for s in x["image"].shape[-2:])
         result = Instances(size, pred_boxes=Boxes(torch.from_numpy(outputs["boxes"])),
                            scores=torch.from_numpy(outputs["scores"]),

@@ -142,6 +142,9 @@ class _FakeSession:
     def __init__(self) -> None:
         self.fed: dict = {}
 
+    def get_inputs(self):
+        return [type("I", (), {"name": n})() for n in ("image", "class_embeddings")]
+
     def get_outputs(self):
         return [type("O", (), {"name": n})() for n in ("boxes", "scores", "classes")]
 

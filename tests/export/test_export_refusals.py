@@ -30,12 +30,14 @@ def test_export_needs_an_onnx_name(run_cli, tmp_path):
     assert code == 1 and "give a .onnx file name" in err
 
 
-@pytest.mark.parametrize(("config", "message"), [
-    ("Detic_DeformDETR_LI_R50_4x_ft4x.yaml", "Deformable DETR cannot be exported yet"),
+@pytest.mark.parametrize(("config", "args", "message"), [
+    ("Detic_DeformDETR_LI_R50_4x_ft4x.yaml", [], "Deformable DETR exports at one fixed input size"),
+    ("Detic_LCOCOI21k_CLIP_R18_640b32_4x_ft4x_max-size.yaml", ["MODEL.ROI_HEADS.NAME=CustomRes5ROIHeads"],
+     "CenterNet proposals with CustomRes5ROIHeads cannot be exported"),
 ])
-def test_export_refuses_families_it_cannot_trace(run_cli, shared_dir, tmp_path, config, message):
+def test_export_refuses_what_it_cannot_trace(run_cli, shared_dir, tmp_path, config, args, message):
     code, _, err = run_cli("export", "--config", shared_dir / CONFIGS / config, "--weights", tmp_path / "w.pth",
-                           "--out", tmp_path / "m.onnx")
+                           "--out", tmp_path / "m.onnx", *args)
     assert code == 1 and message in err and "Traceback" not in err, err
     assert not list(tmp_path.iterdir())
 
