@@ -8,7 +8,7 @@ import os
 from detic_cli.utils import detic_home, remembered_sha256
 
 
-def test_file_sha256_is_remembered(tmp_path):
+def test_a_file_is_hashed_once_per_path_size_and_mtime(tmp_path):
     f = tmp_path / "w.bin"
     f.write_bytes(b"weights")
     digest = hashlib.sha256(b"weights").hexdigest()
