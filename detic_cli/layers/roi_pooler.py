@@ -3,12 +3,31 @@
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 from torch import nn
 from torchvision.ops import roi_align
 
 from detic_cli.structures import Boxes
+
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _parallel_roi_align(feature: torch.Tensor, rois: torch.Tensor, output_size: tuple[int, int], scale: float,
+                        sampling_ratio: int, aligned: bool) -> torch.Tensor:
+    """torchvision's `roi_align`, whose CPU kernel runs on one core, split over `torch.get_num_threads()`
+    threads by ROI (each ROI's result is computed alone, so the output is bit-identical). CPU inference
+    only; elsewhere one call."""
+    global _POOL
+    parts = min(torch.get_num_threads(), len(rois) // 16)
+    if parts < 2 or feature.device.type != "cpu" or torch.is_grad_enabled() or torch.jit.is_tracing():
+        return roi_align(feature, rois, output_size, scale, sampling_ratio, aligned)
+    if _POOL is None or _POOL._max_workers < parts:
+        _POOL = ThreadPoolExecutor(max_workers=parts, thread_name_prefix="roi_align")
+    chunks = _POOL.map(lambda r: roi_align(feature, r, output_size, scale, sampling_ratio, aligned),
+                       rois.chunk(parts))
+    return torch.cat(list(chunks))
 
 
 def assign_boxes_to_levels(boxes: list[Boxes], min_level: int, max_level: int, canonical_box_size: int = 224,
@@ -40,14 +59,14 @@ class ROIPooler(nn.Module):
         rois = torch.cat([torch.cat((torch.full((len(b), 1), i, dtype=b.tensor.dtype, device=b.device),
                                      b.tensor), dim=1) for i, b in enumerate(boxes)])
         if len(features) == 1:
-            return roi_align(features[0], rois, self.output_size, self.scales[0], self.sampling_ratio,
-                             self.aligned)
+            return _parallel_roi_align(features[0], rois, self.output_size, self.scales[0], self.sampling_ratio,
+                                       self.aligned)
         levels = assign_boxes_to_levels(boxes, self.min_level, self.max_level)
         channels = features[0].shape[1]
         out = features[0].new_zeros((len(rois), channels) + self.output_size)
         for level, (feature, scale) in enumerate(zip(features, self.scales)):
             index = (levels == level).nonzero().squeeze(1)
             if index.numel():
-                out[index] = roi_align(feature, rois[index], self.output_size, scale, self.sampling_ratio,
-                                       self.aligned).to(out.dtype)
+                out[index] = _parallel_roi_align(feature, rois[index], self.output_size, scale,
+                                                 self.sampling_ratio, self.aligned).to(out.dtype)
         return out
