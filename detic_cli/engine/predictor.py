@@ -53,17 +53,23 @@ class Predictor:
     `prepare` (CPU only, thread-safe) and `predict` may run on different threads to overlap them.
     `embeddings` (C, D) set an open-vocabulary model's classifier, labelled by `class_names`; with
     `class_names` alone they label a closed model's own classes (Deformable DETR's 1203 LVIS ones).
+    `input_bucket` > 0 pads every network input to a multiple of that many pixels (static shapes for CUDA
+    graphs / compiled kernels: a stream of sizes maps onto a few shapes; 0 pads only to the backbone's
+    divisibility, as the original demo). Detections then differ slightly near the padded border.
     `region_embeddings` makes detections carry their per-stage classifier-space embeddings
     (`pred_embeddings` (N, S, D), `proposal_scores` (N,)); `scorer` then rescores them.
     """
 
     def __init__(self, model: nn.Module, *, inputs: InputSettings, device: torch.device,
                  embeddings: np.ndarray | None = None, class_names: list[str] | None = None,
-                 amp: torch.dtype | None = None, region_embeddings: bool = False) -> None:
+                 amp: torch.dtype | None = None, region_embeddings: bool = False, input_bucket: int = 0) -> None:
+        if input_bucket < 0:
+            raise DeticError(f"input_bucket must be 0 (off) or a positive number of pixels, got {input_bucket}")
         self.amp = amp
         self.device = device
         self.model = model
         self.model.to(device).eval()
+        self.model.input_bucket = int(input_bucket)
         use_winograd(self.model)  # CPU inference only; training (with gradient) keeps the direct convolution
         self.set_vocabulary(embeddings, class_names)
         self.scorer: RegionScorer | None = None

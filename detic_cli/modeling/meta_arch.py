@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -53,6 +54,7 @@ class CustomRCNN(nn.Module):
         self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), persistent=False)
         self.class_names: list[str] = []
         self.dataset_loss_weight = list(dataset_loss_weight or [])
+        self.input_bucket = 0  # inference inputs padded to a multiple of this (static shapes; 0 = off)
 
     @property
     def device(self) -> torch.device:
@@ -75,7 +77,10 @@ class CustomRCNN(nn.Module):
 
     def preprocess_image(self, batched_inputs: list[dict[str, Any]]) -> ImageList:
         images = [(x["image"].to(self.device).float() - self.pixel_mean) / self.pixel_std for x in batched_inputs]
-        return ImageList.from_tensors(images, self.size_divisibility)
+        multiple = self.size_divisibility
+        if self.input_bucket and not self.training:
+            multiple = math.lcm(max(multiple, 1), self.input_bucket)
+        return ImageList.from_tensors(images, multiple)
 
     def forward(self, batched_inputs: list[dict[str, Any]]):
         if self.training:

@@ -17,6 +17,7 @@ class Detector(Protocol):
 
     class_names: list[str]
     input_format: str
+    input_bucket: int  # 0, or pad every inference input to a multiple of this many pixels (static shapes)
 
     @property
     def device(self) -> torch.device: ...

@@ -27,10 +27,14 @@ from detic_cli.structures import Boxes, Instances
 __all__ = ["DeformableDetr", "pad_with_mask"]
 
 
-def pad_with_mask(images: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """[(3, H_i, W_i)] -> ((N, 3, H, W) zero-padded at the bottom/right, (N, H, W) bool, True on padding)."""
+def pad_with_mask(images: list[torch.Tensor], multiple: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """[(3, H_i, W_i)] -> ((N, 3, H, W) zero-padded at the bottom/right, (N, H, W) bool, True on padding).
+
+    H, W: the largest height and width, rounded up to a multiple of `multiple` when it is > 0."""
     h = max(int(t.shape[-2]) for t in images)
     w = max(int(t.shape[-1]) for t in images)
+    if multiple > 0:
+        h, w = -(-h // multiple) * multiple, -(-w // multiple) * multiple
     batch = images[0].new_zeros((len(images), images[0].shape[0], h, w))
     mask = torch.ones((len(images), h, w), dtype=torch.bool, device=images[0].device)
     for i, t in enumerate(images):
@@ -65,6 +69,7 @@ class DeformableDetr(nn.Module):
         self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), persistent=False)
         self.class_names: list[str] = [f"class_{i}" for i in range(num_classes)]
+        self.input_bucket = 0  # inference inputs padded to a multiple of this (static shapes; 0 = off)
 
     @property
     def device(self) -> torch.device:
@@ -134,7 +139,7 @@ class DeformableDetr(nn.Module):
         images = [(x["image"].to(self.device).float() - self.pixel_mean) / self.pixel_std for x in batched_inputs]
         results: list[dict[str, Instances] | None] = [None] * len(images)
         for group in self._groups(images):
-            batch, mask = pad_with_mask([images[i] for i in group])
+            batch, mask = pad_with_mask([images[i] for i in group], self.input_bucket)
             outputs = self.detr(batch, mask)
             sizes = [(int(batched_inputs[i].get("height", images[i].shape[-2])),
                       int(batched_inputs[i].get("width", images[i].shape[-1]))) for i in group]
