@@ -11,6 +11,8 @@ on gradients) in a temporary folder. "network" times `Predictor.predict` on prep
 runs read, prepare, predict and write one after the other, as a plain loop would; "detect" is
 `DetectJob` (the CLI's path, which overlaps reading and writing with the network). Both end-to-end
 columns write JSON and pictures.
+`--workload parity` times the side-by-side workload of ../shared/reference/speed_pair.py instead (see
+parity_workload.py): `--models r18,r50,cxt,swinb`, `--calls 6`, 2 threads unless `--threads`.
 On a CPU use small numbers, e.g. `--device cpu --models r18 --images 4 --size 320x240`.
 """
 
@@ -131,7 +133,14 @@ def main() -> None:
     parser.add_argument("--size", default="640x480")
     parser.add_argument("--weights", type=Path, default=None)
     parser.add_argument("--threshold", type=float, default=0.5)
+    parser.add_argument("--workload", choices=["synthetic", "parity"], default="synthetic")
+    parser.add_argument("--calls", type=int, default=6)
     args = parser.parse_args()
+    if args.workload == "parity":
+        from parity_workload import run
+
+        run(args.models.split(","), calls=args.calls, threads=getattr(args, "threads", None) or 2)
+        return
     device = resolve_device(args.device)
     width, height = (int(v) for v in args.size.split("x"))
     table = Table(title="detic detect")
