@@ -30,6 +30,12 @@ def _parallel_roi_align(feature: torch.Tensor, rois: torch.Tensor, output_size: 
     return torch.cat(list(chunks))
 
 
+def boxes_to_rois(boxes: list[Boxes]) -> torch.Tensor:
+    """(sum N_i, 5) rows (image index, x1, y1, x2, y2) of every image's XYXY boxes, as roi_align takes them."""
+    return torch.cat([torch.cat((torch.full((len(b), 1), i, dtype=b.tensor.dtype, device=b.device), b.tensor), dim=1)
+                      for i, b in enumerate(boxes)])
+
+
 def assign_boxes_to_levels(boxes: list[Boxes], min_level: int, max_level: int, canonical_box_size: int = 224,
                            canonical_level: int = 4) -> torch.Tensor:
     """(N,) level index in [0, max_level - min_level] for all boxes of all images, in order."""
@@ -56,8 +62,7 @@ class ROIPooler(nn.Module):
 
     def forward(self, features: list[torch.Tensor], boxes: list[Boxes]) -> torch.Tensor:
         """(sum N_i, C, S, S) pooled features for the boxes of every image (XYXY, input pixels)."""
-        rois = torch.cat([torch.cat((torch.full((len(b), 1), i, dtype=b.tensor.dtype, device=b.device),
-                                     b.tensor), dim=1) for i, b in enumerate(boxes)])
+        rois = boxes_to_rois(boxes)
         if len(features) == 1:
             return _parallel_roi_align(features[0], rois, self.output_size, self.scales[0], self.sampling_ratio,
                                        self.aligned)

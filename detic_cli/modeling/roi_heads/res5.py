@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from detic_cli.layers.roi_pooler import ROIPooler
+from detic_cli.layers.roi_align_nhwc import roi_align_nhwc
+from detic_cli.layers.roi_pooler import ROIPooler, boxes_to_rois
 from detic_cli.modeling.roi_heads.box_losses import FastRCNNLosses
 from detic_cli.modeling.roi_heads.fast_rcnn import DeticBoxPredictor, fast_rcnn_inference
 from detic_cli.modeling.roi_heads.res5_inference import FoldedRes5
@@ -54,9 +55,17 @@ class CustomRes5ROIHeads(nn.Module):
         """(R, C) region features: res5 of the pooled regions, averaged over space.
 
         Without gradients (float32, no autocast) res5 runs folded (`FoldedRes5`: frozen BN in the convs,
-        channels-last GEMMs), equal up to float rounding; training keeps the module's own forward."""
-        pooled = self.pooler([features[f] for f in self.in_features], [p.proposal_boxes for p in proposals])
-        folded = self._inference_res5(pooled)
+        channels-last GEMMs), equal up to float rounding; on the CPU the regions are then pooled by
+        `roi_align_nhwc`, only the bins res5's strided first convolutions read. Training keeps the modules."""
+        maps = [features[f] for f in self.in_features]
+        boxes = [p.proposal_boxes for p in proposals]
+        folded = self._inference_res5(maps[0])
+        if folded is not None and len(maps) == 1 and maps[0].device.type == "cpu":
+            pooler = self.pooler
+            pooled = roi_align_nhwc(maps[0], boxes_to_rois(boxes), pooler.output_size[0], pooler.scales[0],
+                                    pooler.sampling_ratio, pooler.aligned, bin_step=folded.subsample)
+            return folded.run_subsampled(pooled)
+        pooled = self.pooler(maps, boxes)
         return folded(pooled) if folded is not None else self.res5(pooled).mean(dim=[2, 3])
 
     def _inference_res5(self, pooled: torch.Tensor) -> FoldedRes5 | None:

@@ -93,8 +93,14 @@ class FoldedRes5:
     def __call__(self, pooled: torch.Tensor) -> torch.Tensor:
         """(R, C_in, H, W) float -> (R, C_out): res5 then the mean over space, as `stage(pooled).mean((2, 3))`."""
         step = self.subsample
-        x = pooled[:, :, ::step, ::step].permute(0, 2, 3, 1).contiguous()
-        if x.data_ptr() == pooled.data_ptr():
+        return self.run_subsampled(pooled[:, :, ::step, ::step].permute(0, 2, 3, 1))
+
+    def run_subsampled(self, x: torch.Tensor) -> torch.Tensor:
+        """(R, H / subsample, W / subsample, C_in) channels-last pooled regions, already subsampled (every
+        `subsample`-th row and column) -> (R, C_out) as `__call__`."""
+        source = x
+        x = x.contiguous()
+        if x.data_ptr() == source.data_ptr():
             x = x.clone()  # the residual sums below write into x
         for conv1, conv2, folded2, conv3, shortcut in self.blocks:
             y = _pointwise(x, conv1).relu_()
