@@ -2,6 +2,7 @@
 
     python benchmarks/bench_detect.py [--models r18,swinb] [--device auto|cpu|cuda] [--amp off,fp16]
         [--batch 1,4] [--images 16] [--size 640x480] [--weights PTH] [--threshold 0.5]
+        [--onnxruntime] [--threads N]
 
 Each model is built from its project config. Without --weights it takes the pseudo-random weights of
 ../shared/parity/make_checkpoint.py where that exists (they yield many detections, like trained
@@ -14,6 +15,8 @@ columns write JSON and pictures.
 `--workload parity` times the side-by-side workload of ../shared/reference/speed_pair.py instead (see
 parity_workload.py): `--models r18,r50,cxt,swinb`, `--calls 6`, 2 threads unless `--threads`.
 On a CPU use small numbers, e.g. `--device cpu --models r18 --images 4 --size 320x240`.
+`--onnxruntime` (CPU, amp off) adds the exported graph's time per image beside "network" (see onnx_timing.py),
+with `--threads` intra-op threads (default 2; PyTorch is given the same number when --threads is set).
 """
 
 from __future__ import annotations
@@ -29,13 +32,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from onnx_timing import onnx_ms_per_image
 from rich.console import Console
 from rich.table import Table
 
 from detic_cli.config import load_config
 from detic_cli.data.image_io import read_image_bgr
 from detic_cli.data.sources import Frame, Source, expand_inputs
-from detic_cli.engine.detect_job import DetectJob, OutputPlan
+from detic_cli.engine.detect_job import DetectJob, OutputPlan, frame_result
 from detic_cli.engine.model_setup import INFERENCE_AMP, predictor_from_config
 from detic_cli.engine.predictor import Predictor
 from detic_cli.modeling.builders import build_model
@@ -43,7 +47,10 @@ from detic_cli.utils import resolve_device
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 MODELS = {"r18": "Detic_LCOCOI21k_CLIP_R18_640b32_4x_ft4x_max-size.yaml",
-          "swinb": "Detic_LCOCOI21k_CLIP_SwinB_896b32_4x_ft4x_max-size.yaml"}
+          "swinb": "Detic_LCOCOI21k_CLIP_SwinB_896b32_4x_ft4x_max-size.yaml",
+          "cxt": "Detic_LCOCOI21k_CLIP_CXT21k_640b32_4x_ft4x_max-size.yaml",
+          "r50": "Detic_LCOCOI21k_CLIP_R5021k_640b32_4x_ft4x_max-size.yaml",
+          "c4": "BoxSup_OVCOCO_CLIP_R50_1x.yaml"}
 
 
 def write_images(folder: Path, count: int, width: int, height: int) -> None:
@@ -75,7 +82,7 @@ def serial(predictor: Predictor, sources: list[Source], batch: int, out: Path) -
     for i in range(0, len(sources), batch):
         frames = [Frame(s, 0, read_image_bgr(s.location)) for s in sources[i:i + batch]]
         for frame, instances in zip(frames, predictor.predict(predictor.prepare([f.image for f in frames]))):
-            job._emit(frame, instances)
+            job._emit(frame, frame_result(predictor, frame, instances))
             found += len(instances)
     job.json.close()
     return found
@@ -116,11 +123,14 @@ def bench(name: str, args: argparse.Namespace, folder: Path, device: torch.devic
     for amp in args.amp.split(","):
         predictor = predictor_from_config(cfg, weights=weights, device=device, amp=INFERENCE_AMP[amp],
                                           embeddings=vocab)
+        ort = "-"
+        if args.onnxruntime and device.type == "cpu" and amp == "off":
+            ort = onnx_ms_per_image(predictor, frames, vocab, args.threads or 2)
         for batch in (int(b) for b in args.batch.split(",")):
             network, plain, overlapped, found = measure(predictor, sources, frames, batch, device)
             n = len(frames)
             table.add_row(name, str(device), amp, str(batch), str(n), f"{1000 * network / n:.1f}",
-                          f"{n / plain:.2f}", f"{n / overlapped:.2f}", f"{found / n:.1f}")
+                          f"{n / plain:.2f}", f"{n / overlapped:.2f}", f"{found / n:.1f}", ort)
 
 
 def main() -> None:
@@ -135,17 +145,21 @@ def main() -> None:
     parser.add_argument("--threshold", type=float, default=0.5)
     parser.add_argument("--workload", choices=["synthetic", "parity"], default="synthetic")
     parser.add_argument("--calls", type=int, default=6)
+    parser.add_argument("--onnxruntime", action="store_true")
+    parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
     if args.workload == "parity":
         from parity_workload import run
 
         run(args.models.split(","), calls=args.calls, threads=getattr(args, "threads", None) or 2)
         return
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     width, height = (int(v) for v in args.size.split("x"))
     table = Table(title="detic detect")
     for column in ("model", "device", "amp", "batch", "images", "network ms/img", "serial img/s", "detect img/s",
-                   "dets/img"):
+                   "dets/img", "onnxruntime ms/img"):
         table.add_column(column)
     with tempfile.TemporaryDirectory() as work:
         folder = Path(work) / "images"
