@@ -17,7 +17,7 @@ R18 = "Detic_LCOCOI21k_CLIP_R18_640b32_4x_ft4x_max-size.yaml"
 def model_args(shared_dir, parity_checkpoint):
     return ["--config", shared_dir / "detic-reference/configs" / R18, "--weights", parity_checkpoint(R18),
             "--vocab", shared_dir / "detic-metadata/lvis_v1_clip_a+cname.npy", "--device", "cpu",
-            "INPUT.MIN_SIZE_TEST=256", "INPUT.MAX_SIZE_TEST=400"]
+            "INPUT.MIN_SIZE_TEST=160", "INPUT.MAX_SIZE_TEST=256"]
 
 
 @pytest.fixture
