@@ -13,7 +13,16 @@ import pytest
 
 from detic_cli import Detector, DeticError, Result
 from detic_cli.engine.tracking import TrackSettings
+from tests.api.conftest import SMALL
 from tests.conftest import SHARED
+
+
+@pytest.fixture(scope="module")
+def plain_detector(r18):
+    """The R18 parity detector at SMALL, threshold 0.5, no embeddings: loaded once for the tests that only
+    call it (never set_vocabulary)."""
+    _, config, weights, vocab, _ = r18
+    return Detector(config=config, weights=weights, vocab=str(vocab), device="cpu", threshold=0.5, overrides=SMALL)
 
 
 def _compare_strict(case: dict, record: dict) -> dict:
@@ -105,11 +114,10 @@ def test_set_vocabulary_swaps_classes_without_reloading(r18, astronaut):
         detector.set_vocabulary(np.load(vocab)[rows], names=["only one"])
 
 
-def test_class_thresholds_leave_other_classes_identical(r18, astronaut):
+def test_class_thresholds_leave_other_classes_identical(r18, plain_detector, astronaut):
     _, config, weights, vocab, _ = r18
-    kwargs = {"config": config, "weights": weights, "vocab": str(vocab), "device": "cpu",
-              "overrides": ("INPUT.MIN_SIZE_TEST=320", "INPUT.MAX_SIZE_TEST=512")}
-    base = Detector(threshold=0.5, **kwargs)(astronaut)
+    kwargs = {"config": config, "weights": weights, "vocab": str(vocab), "device": "cpu", "overrides": SMALL}
+    base = plain_detector(astronaut)  # Detector(threshold=0.5, **kwargs)
     counts = np.bincount(base.class_ids)
     lowered, raised = f"class_{int(counts.argmax())}", f"class_{int(np.argsort(counts)[-2])}"
     low = Detector(threshold=0.3, **kwargs)(astronaut)
@@ -129,11 +137,10 @@ def test_class_thresholds_leave_other_classes_identical(r18, astronaut):
         Detector(class_thresholds={"zebra crossing": 0.2}, **kwargs)
 
 
-def test_embeddings_and_rescore_reproduce_the_scores(small_detector, r18, astronaut):
+def test_embeddings_and_rescore_reproduce_the_scores(small_detector, plain_detector, r18, astronaut):
     _, config, weights, vocab, names = r18
     result = small_detector(astronaut)
-    plain = Detector(config=config, weights=weights, vocab=str(vocab), device="cpu",
-                     overrides=("INPUT.MIN_SIZE_TEST=320", "INPUT.MAX_SIZE_TEST=512"))(astronaut)
+    plain = plain_detector(astronaut)
     np.testing.assert_array_equal(result.boxes, plain.boxes)
     np.testing.assert_array_equal(result.scores, plain.scores)
     assert result.embeddings.shape == (len(result), 512) and result.stage_embeddings.shape == (len(result), 3, 512)
