@@ -27,8 +27,25 @@ def _parity_weights():
     return module
 
 
+_LAST_WEIGHTS: dict[str, dict] = {}  # the state dict of the last manifest (configs that share one run in a row)
+
+
+def _manifest_key(name: str) -> str:
+    return json.dumps(MANIFESTS[name])  # in key order: parity_state_dict draws in that order
+
+
+def _weights(name: str) -> dict:
+    """parity_state_dict(manifest, seed=0): the same keys and shapes give the same tensors, so it is made once
+    per run of configs sharing a manifest; each config gets its own copies of the tensors."""
+    key = _manifest_key(name)
+    if key not in _LAST_WEIGHTS:
+        _LAST_WEIGHTS.clear()
+        _LAST_WEIGHTS[key] = _parity_weights().parity_state_dict(MANIFESTS[name], seed=0)
+    return {k: v.clone() for k, v in _LAST_WEIGHTS[key].items()}
+
+
 def _params():
-    for name in sorted(MANIFESTS):
+    for name in sorted(MANIFESTS, key=lambda n: (_manifest_key(n), n)):  # configs sharing a manifest together
         marks = [pytest.mark.slow] if any(h in name for h in HEAVY) else []
         yield pytest.param(name, marks=marks, id=name.removesuffix(".yaml"))
 
@@ -43,7 +60,7 @@ def test_config_builds_loads_and_detects(config_name, shared_dir):
     vocab = None
     if cfg.MODEL.META_ARCHITECTURE == "CustomRCNN":
         vocab = np.load(shared_dir / "detic-metadata/coco_clip_a+cname.npy")
-    predictor = predictor_from_config(cfg, weights=_parity_weights().parity_state_dict(manifest, seed=0),
+    predictor = predictor_from_config(cfg, weights=_weights(config_name),
                                       device=torch.device("cpu"), embeddings=vocab)
     ours = {k: tuple(v.shape) for k, v in predictor.model.state_dict().items() if not is_derived(k)}
     assert ours == learned
