@@ -16,6 +16,11 @@ from detic_cli.modeling.roi_heads.weak_supervision import BatchClassifier, WeakS
 from detic_cli.structures import Instances
 
 
+def pools_by_gather(feature: torch.Tensor) -> bool:
+    """Whether inference pools with `roi_align_nhwc`: on the CPU only (it reads per-ROI sample counts back to
+    the host, free there; CUDA keeps torchvision's kernel and no host read)."""
+    return feature.device.type == "cpu"
+
 class CustomRes5ROIHeads(nn.Module):
     """Inference: ROIAlign on `in_features` (one map), `res5`, spatial mean, zero-shot predictor, then
     per-class NMS. Scores may be multiplied with the proposal score; `one_class_per_proposal` is not
@@ -60,7 +65,7 @@ class CustomRes5ROIHeads(nn.Module):
         maps = [features[f] for f in self.in_features]
         boxes = [p.proposal_boxes for p in proposals]
         folded = self._inference_res5(maps[0])
-        if folded is not None and len(maps) == 1 and maps[0].device.type == "cpu":
+        if folded is not None and len(maps) == 1 and pools_by_gather(maps[0]):
             pooler = self.pooler
             pooled = roi_align_nhwc(maps[0], boxes_to_rois(boxes), pooler.output_size[0], pooler.scales[0],
                                     pooler.sampling_ratio, pooler.aligned, bin_step=folded.subsample)
