@@ -76,7 +76,7 @@ def evaluate(dataset: str | None = None, *, model: str | None = None, config: st
              output_dir: str | Path | None = None, device: str = "auto", batch_size: int = 1,
              amp: str | None = None, max_images: int | None = None, fresh: bool = False,
              overrides: Sequence[str] = (), clip_checkpoint: str | Path | None = None, mirror: str | None = None,
-             progress: bool = False) -> dict[str, float]:
+             onnx: str | Path | None = None, progress: bool = False) -> dict[str, float]:
     """Evaluate a detector on a benchmark, as `detic eval`, and return its metrics.
 
     dataset: a named dataset (`detic data status`), `coco:ANN.json:IMAGES_DIR` or `lvis:ANN.json:IMAGES_DIR`
@@ -85,7 +85,8 @@ def evaluate(dataset: str | None = None, *, model: str | None = None, config: st
     or a (C, D) array (labelled by `names`); default the named dataset's own vocabulary. output_dir (default
     eval/MODEL-ANNOTATION) receives resumable per-image shards, results.json (COCO results) and metrics.json;
     a call with the same output_dir goes on where an earlier one stopped (`max_images` new images at most),
-    `fresh` starts over. amp: off, fp16 or bf16. progress: draw a bar on stderr.
+    `fresh` starts over. amp: off, fp16 or bf16. onnx: a model of `detic export`, run in onnxruntime instead of
+    model/config/weights (`detic eval --backend onnxruntime --onnx`). progress: draw a bar on stderr.
 
     Returns {"<iou type>/<metric>": value}: `bbox/...` always, `segm/...` when the model has a mask head and
     the dataset annotates masks. Metric names are the dataset's evaluator's, in percent, NaN where nothing is
@@ -97,10 +98,15 @@ def evaluate(dataset: str | None = None, *, model: str | None = None, config: st
     from detic_cli.engine.evaluate import evaluate as run_evaluation
     from detic_cli.progress import BarProgress, NullProgress
 
+    prebuilt = None
+    if onnx is not None:
+        from detic_cli.export.eval_model import exported_eval_model
+
+        prebuilt = exported_eval_model(onnx, list(overrides))
     report = run_evaluation(model=model, config=config, weights=weights, dataset=dataset, vocab=vocab, names=names,
                             clip_checkpoint=clip_checkpoint, output_dir=output_dir, device=device,
                             batch_size=batch_size, amp=amp, max_images=max_images, fresh=fresh,
-                            overrides=overrides, mirror=mirror,
+                            overrides=overrides, mirror=mirror, prebuilt=prebuilt,
                             progress=BarProgress(unit="items", bars=True) if progress else NullProgress())
     return dict(report.metrics)
 

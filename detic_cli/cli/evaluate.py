@@ -62,11 +62,16 @@ def evaluate(
 ) -> None:
     """Evaluate a detector on a benchmark: COCO results, metrics.json and a table."""
     _check_backend(backend, onnx)
+    prebuilt = None
+    if onnx is not None:
+        from detic_cli.export.eval_model import exported_eval_model
+
+        prebuilt = exported_eval_model(onnx, list(overrides or []))
     report = run_evaluation(model=row, config=config, weights=weights, dataset=dataset, vocab=vocab,
                             vocab_names=vocab_names, vocab_file=vocab_file, clip_checkpoint=clip_checkpoint,
                             output_dir=output_dir, device=device, batch_size=batch_size, amp=amp,
                             max_images=max_images, fresh=fresh, overrides=list(overrides or []), mirror=mirror,
-                            onnx=onnx, progress=eval_progress())
+                            prebuilt=prebuilt, progress=eval_progress())
     print_report(report)
 
 

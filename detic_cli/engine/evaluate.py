@@ -7,7 +7,7 @@ stopped; `fresh` starts over.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ from detic_cli.engine.model_setup import (
 from detic_cli.errors import DeticError
 from detic_cli.progress import NullProgress, Progress
 
-__all__ = ["DEFAULT_VOCAB", "EvalReport", "evaluate"]
+__all__ = ["DEFAULT_VOCAB", "EvalReport", "PrebuiltModel", "evaluate"]
 
 # The built-in vocabulary each evaluator's named datasets are labelled with.
 DEFAULT_VOCAB = {"lvis": "lvis", "coco": "coco", "ovcoco": "coco", "objects365": "objects365", "oid": "openimages"}
@@ -67,6 +67,21 @@ class _Model:
 
 
 @dataclass(frozen=True)
+class PrebuiltModel:
+    """A model made outside the engine (an exported graph, by `detic_cli.export`), evaluated instead of a config
+    + checkpoint: `path` names it (fingerprint, default output folder, `flag` in refusals), `cfg` holds its
+    recorded settings, `fingerprint` extra facts for the run's record, `note` one line shown before the run,
+    and `make_predictor(embeddings (C, D) or None, class names or None, device)` its predictor."""
+
+    path: Path
+    flag: str
+    cfg: Any
+    fingerprint: dict[str, Any]
+    note: str | None
+    make_predictor: Callable[[np.ndarray | None, list[str] | None, str], Any]
+
+
+@dataclass(frozen=True)
 class _Classifier:
     embeddings: np.ndarray | None
     names: list[str] | None
@@ -78,21 +93,24 @@ def evaluate(*, model: str | None = None, config: str | Path | None = None, weig
              vocab_names: str | Path | None = None, vocab_file: str | Path | None = None,
              clip_checkpoint: str | Path | None = None, output_dir: str | Path | None = None, device: str = "auto",
              batch_size: int = 1, amp: str | None = None, max_images: int | None = None, fresh: bool = False,
-             overrides: Sequence[str] = (), mirror: str | None = None, onnx: str | Path | None = None,
+             overrides: Sequence[str] = (), mirror: str | None = None, prebuilt: PrebuiltModel | None = None,
              progress: Progress | None = None) -> EvalReport:
     """Evaluate a zoo `model` (or `config` + `weights`) on `dataset` (a named dataset, `coco:ANN:IMAGES`,
     `lvis:ANN:IMAGES` or a Dataset; default the config's DATASETS.TEST) with `vocab` (a --vocab word, class
     names, a (C, D) array labelled by `names`, or a Vocabulary; default the named dataset's own), one row per
     category sorted by id. `output_dir` defaults to eval/MODEL-ANNOTATION. `progress` hears of skipped
-    images and of each image done. `onnx` (a model of `detic export`, instead of model/config/weights) runs
-    the onnxruntime backend: the exported graph with its recorded config and the vocabulary as its input."""
+    images and of each image done. `prebuilt` (e.g. `export.exported_eval_model`: an onnxruntime graph with
+    its recorded config, the vocabulary as its input) is evaluated instead of model/config/weights."""
     if batch_size < 1 or (max_images is not None and max_images < 1):
         raise DeticError(f"batch size {batch_size}, max images {max_images}: each must be at least 1")
     dist = DistInfo.from_env()
     torch_device, amp_dtype = local_device(device, dist), inference_amp(amp)
-    exported = _exported(onnx, model, config, weights, amp, list(overrides)) if onnx is not None else None
-    files = exported.files if exported else _model_files(model, config, weights, mirror, list(overrides))
-    cfg = exported.cfg if exported else load_config(files.config, files.overrides)
+    if prebuilt is not None:
+        _refuse_with_prebuilt(prebuilt, model=model, config=config, weights=weights, amp=amp)
+        files = _Model(prebuilt.path, prebuilt.path, list(overrides), prebuilt.path.stem)
+    else:
+        files = _model_files(model, config, weights, mirror, list(overrides))
+    cfg = prebuilt.cfg if prebuilt else load_config(files.config, files.overrides)
     settings = eval_settings(cfg)
     data = dataset if isinstance(dataset, Dataset) else _dataset(dataset, settings)
     gt = load_ground_truth(data)
@@ -106,14 +124,14 @@ def evaluate(*, model: str | None = None, config: str | Path | None = None, weig
         write_fingerprint(out, {"config": str(files.config), "weights": str(files.weights), "dataset": data.name,
                                 "vocab": classifier.source, "overrides": files.overrides, "iou_types": types,
                                 **({"amp": amp} if amp_dtype else {}),
-                                **({"backend": "onnxruntime", "onnx_sha256": exported.sha256} if exported else {})},
+                                **(prebuilt.fingerprint if prebuilt else {})},
                           fresh=fresh)
     barrier(dist)
     progress = progress or NullProgress()
-    if exported:
-        if dist.is_main:
-            progress.note(exported.note)
-        predictor = exported.predictor(classifier.embeddings, classifier.names, str(torch_device))
+    if prebuilt:
+        if dist.is_main and prebuilt.note:
+            progress.note(prebuilt.note)
+        predictor = prebuilt.make_predictor(classifier.embeddings, classifier.names, str(torch_device))
     else:
         predictor = predictor_from_config(cfg, weights=files.weights, device=torch_device,
                                           embeddings=classifier.embeddings, class_names=classifier.names,
@@ -154,42 +172,13 @@ def _model_files(row: str | None, config: str | Path | None, weights: str | Path
     return _Model(config_path, weights_path, list(found.eval_overrides) + overrides, found.stem)
 
 
-@dataclass(frozen=True)
-class _Exported:
-    """An exported model (`detic export`) as the evaluation's model: its files, recorded config and sidecar."""
-
-    files: _Model
-    cfg: Any
-    meta: dict[str, Any]
-    sha256: str
-
-    @property
-    def note(self) -> str:
-        per_box = "one class per box" if self.meta["one_class_per_proposal"] else "every class above it per box"
-        return (f"eval: {self.files.config.name} runs in onnxruntime with its export's settings: score threshold "
-                f"{self.meta['score_threshold']}, {per_box} (export with --threshold and --pred-all-class to "
-                "change them)")
-
-    def predictor(self, embeddings: np.ndarray | None, names: list[str] | None, device: str):
-        from detic_cli.export.build import ort_predictor
-
-        return ort_predictor(self.files.config, self.meta, self.cfg, embeddings=embeddings, class_names=names,
-                             device=device)
-
-
-def _exported(onnx: str | Path, row: str | None, config: str | Path | None, weights: str | Path | None,
-              amp: str | None, overrides: list[str]) -> _Exported:
-    """The exported model `onnx` instead of a PyTorch one; options only PyTorch has are refused."""
-    from detic_cli.export.build import exported_config
-    from detic_cli.utils import sha256_file
-
-    given = {"--row": row, "--config": config, "--weights": weights, "--amp": amp not in (None, "off")}
-    if names := [name for name, value in given.items() if value]:
-        raise DeticError(f"{names[0]}: not with --onnx (the exported model carries its config and weights; "
-                         "re-export to change them)")
-    path = Path(onnx)
-    meta, cfg = exported_config(path, overrides)
-    return _Exported(_Model(path, path, overrides, path.stem), cfg, meta, sha256_file(path))
+def _refuse_with_prebuilt(prebuilt: PrebuiltModel, **given: object) -> None:
+    """Options only a config + checkpoint has are refused with a prebuilt model."""
+    flags = {"model": "--row", "config": "--config", "weights": "--weights", "amp": "--amp"}
+    for key, value in given.items():
+        if value is not None and not (key == "amp" and value == "off"):
+            raise DeticError(f"{flags[key]}: not with {prebuilt.flag} (the exported model carries its config and "
+                             "weights; re-export to change them)")
 
 
 def _dataset(spec: str | None, settings: EvalSettings) -> Dataset:
