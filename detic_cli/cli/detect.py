@@ -13,10 +13,13 @@ from detic_cli.cli.common import check_writable
 from detic_cli.cli.display import Window, display_problem
 from detic_cli.cli.options import (
     amp_option,
+    backend_option,
     batch_size_option,
     clip_checkpoint_option,
     device_option,
     mirror_option,
+    onnx_backend,
+    onnx_option,
     track_activation_thresh_option,
     track_buffer_option,
     track_match_thresh_option,
@@ -75,9 +78,8 @@ def detect(
                                                "classes keep --threshold."),
     embeddings: bool = typer.Option(False, "--embeddings", help="Add each detection's classifier-space embedding "
                                                                 "(D=512) to the JSON/JSON Lines records."),
-    backend: str = typer.Option("torch", "--backend", help="torch | onnxruntime (a model from `detic export`, "
-                                                           "given by --onnx)."),
-    onnx: Path | None = typer.Option(None, "--onnx", help="The .onnx of `detic export` (--backend onnxruntime)."),
+    backend: str = backend_option(),
+    onnx: Path | None = onnx_option(),
     track: bool = track_option(),
     track_buffer: int = track_buffer_option(),
     track_thresh: float = track_thresh_option(),
@@ -108,7 +110,7 @@ def detect(
     common = dict(vocab=vocab, vocab_names=vocab_names, vocab_file=vocab_file, clip_checkpoint=clip_checkpoint,
                   threshold=threshold, class_thresholds=class_threshold, pred_all_class=pred_all_class,
                   device=device, mirror=mirror)
-    if _onnx_backend(backend, onnx, torch_only={"--model": model, "--config": config, "--weights": weights,
+    if onnx_backend(backend, onnx, torch_only={"--model": model, "--config": config, "--weights": weights,
                                                 "--amp": amp != "off", "--embeddings": embeddings}):
         from detic_cli.export.build import load_ort_predictor
 
@@ -130,22 +132,6 @@ def detect(
                + (f"; JSON {json_path}" if json_path else "") + (f"; JSON Lines {jsonl}" if jsonl else "")
                + (f"; pictures in {output}" if output else ""),
                highlight=False, soft_wrap=True)
-
-
-def _onnx_backend(backend: str, onnx: Path | None, torch_only: dict[str, object]) -> bool:
-    """Whether --backend onnxruntime runs an exported model; options only the PyTorch backend has are refused."""
-    if backend not in ("torch", "onnxruntime"):
-        raise DeticError(f"--backend {backend}: expected torch or onnxruntime")
-    if backend == "torch":
-        if onnx is not None:
-            raise DeticError("--onnx runs with --backend onnxruntime")
-        return False
-    if onnx is None:
-        raise DeticError("--backend onnxruntime needs --onnx MODEL.onnx (made by `detic export`)")
-    if given := [name for name, value in torch_only.items() if value]:
-        raise DeticError(f"{given[0]}: not with --backend onnxruntime (the exported model carries its config and "
-                         "weights; re-export to change them)")
-    return True
 
 
 def _sinks(sources: list[Source], output: Path | None, plan: OutputPlan, jsonl: str | None, save_txt: bool,

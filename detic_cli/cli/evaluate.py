@@ -16,10 +16,13 @@ from rich.table import Table
 from detic_cli.cli.app import app
 from detic_cli.cli.options import (
     amp_option,
+    backend_option,
     batch_size_option,
     clip_checkpoint_option,
     device_option,
     mirror_option,
+    onnx_backend,
+    onnx_option,
     vocab_file_option,
     vocab_names_option,
     vocab_option,
@@ -27,7 +30,6 @@ from detic_cli.cli.options import (
 from detic_cli.data.catalog import LAYOUTS
 from detic_cli.engine.evaluate import EvalReport
 from detic_cli.engine.evaluate import evaluate as run_evaluation
-from detic_cli.errors import DeticError
 from detic_cli.progress import BarProgress
 
 _err = Console(stderr=True, markup=False)  # messages carry paths and user text verbatim
@@ -56,12 +58,11 @@ def evaluate(
                                                                             "rerun goes on)."),
     fresh: bool = typer.Option(False, "--fresh", help="Drop the shards of an earlier run in --output-dir."),
     mirror: str | None = mirror_option(),
-    backend: str = typer.Option("torch", "--backend", help="torch | onnxruntime (a model from `detic export`, "
-                                                           "given by --onnx)."),
-    onnx: Path | None = typer.Option(None, "--onnx", help="The .onnx of `detic export` (--backend onnxruntime)."),
+    backend: str = backend_option(),
+    onnx: Path | None = onnx_option(),
 ) -> None:
     """Evaluate a detector on a benchmark: COCO results, metrics.json and a table."""
-    _check_backend(backend, onnx)
+    onnx_backend(backend, onnx)
     prebuilt = None
     if onnx is not None:
         from detic_cli.export.eval_model import exported_eval_model
@@ -73,16 +74,6 @@ def evaluate(
                             max_images=max_images, fresh=fresh, overrides=list(overrides or []), mirror=mirror,
                             prebuilt=prebuilt, progress=eval_progress())
     print_report(report)
-
-
-def _check_backend(backend: str, onnx: Path | None) -> None:
-    """--backend onnxruntime goes with --onnx, and only with it."""
-    if backend not in ("torch", "onnxruntime"):
-        raise DeticError(f"--backend {backend}: expected torch or onnxruntime")
-    if backend == "torch" and onnx is not None:
-        raise DeticError("--onnx runs with --backend onnxruntime")
-    if backend == "onnxruntime" and onnx is None:
-        raise DeticError("--backend onnxruntime needs --onnx MODEL.onnx (made by `detic export`)")
 
 
 def eval_progress() -> BarProgress:

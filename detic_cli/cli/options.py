@@ -16,13 +16,39 @@ if TYPE_CHECKING:
     from detic_cli.data.sources import Source
     from detic_cli.engine.tracking import TrackSettings
 
-__all__ = ["AMP_HELP", "amp_option", "batch_size_option", "clip_checkpoint_option", "device_option", "mirror_option",
-           "track_activation_thresh_option", "track_buffer_option", "track_match_thresh_option",
-           "track_min_frames_option", "track_option", "track_settings", "track_thresh_option", "vocab_file_option",
-           "vocab_names_option", "vocab_option"]
+__all__ = ["AMP_HELP", "amp_option", "backend_option", "batch_size_option", "clip_checkpoint_option",
+           "device_option", "mirror_option", "onnx_backend", "onnx_option", "track_activation_thresh_option",
+           "track_buffer_option", "track_match_thresh_option", "track_min_frames_option", "track_option",
+           "track_settings", "track_thresh_option", "vocab_file_option", "vocab_names_option", "vocab_option"]
 
 AMP_HELP = ("off | fp16 | bf16: run the backbone in half precision (faster on GPUs, fp16 slow on CPUs); "
             "detections differ slightly from the original's float32")
+
+
+def backend_option() -> Any:
+    return typer.Option("torch", "--backend", help="torch | onnxruntime (a model from `detic export`, given by "
+                                                    "--onnx).")
+
+
+def onnx_option() -> Any:
+    return typer.Option(None, "--onnx", help="The .onnx of `detic export` (--backend onnxruntime).")
+
+
+def onnx_backend(backend: str, onnx: object | None, torch_only: dict[str, object] | None = None) -> bool:
+    """Whether --backend onnxruntime runs an exported model (`onnx`); `torch_only` options (flag -> value) that
+    only the PyTorch backend has are refused with it."""
+    if backend not in ("torch", "onnxruntime"):
+        raise DeticError(f"--backend {backend}: expected torch or onnxruntime")
+    if backend == "torch":
+        if onnx is not None:
+            raise DeticError("--onnx runs with --backend onnxruntime")
+        return False
+    if onnx is None:
+        raise DeticError("--backend onnxruntime needs --onnx MODEL.onnx (made by `detic export`)")
+    if given := [name for name, value in (torch_only or {}).items() if value]:
+        raise DeticError(f"{given[0]}: not with --backend onnxruntime (the exported model carries its config and "
+                         "weights; re-export to change them)")
+    return True
 
 
 def device_option() -> Any:
