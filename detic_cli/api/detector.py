@@ -33,7 +33,7 @@ class Detector:
                  device: str = "auto", threshold: float = 0.5, amp: str | None = None, batch_size: int = 1,
                  class_thresholds: Mapping[str, float] | str | None = None, embeddings: bool = False,
                  pred_all_class: bool = False, overrides: Sequence[str] = (), channels: str = "bgr",
-                 clip_checkpoint: str | Path | None = None, mirror: str | None = None) -> None:
+                 clip_checkpoint: str | Path | None = None, mirror: str | None = None, input_bucket: int = 0) -> None:
         self._clip_checkpoint = Path(clip_checkpoint) if clip_checkpoint else None
         self._mirror = mirror
         self.batch_size = max(1, int(batch_size))
@@ -42,7 +42,7 @@ class Detector:
             model=model, config=Path(config) if config else None, weights=Path(weights) if weights else None,
             vocab=vocab, names=names, clip_checkpoint=self._clip_checkpoint, threshold=threshold,
             class_thresholds=class_thresholds, pred_all_class=pred_all_class, overrides=overrides, device=device,
-            amp=amp, embeddings=embeddings, mirror=mirror)
+            amp=amp, embeddings=embeddings, mirror=mirror, input_bucket=input_bucket)
         self._predictor, self._thresholds, self._cfg = loaded.predictor, loaded.thresholds, loaded.cfg
 
     @property

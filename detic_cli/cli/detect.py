@@ -17,6 +17,7 @@ from detic_cli.cli.options import (
     batch_size_option,
     clip_checkpoint_option,
     device_option,
+    input_bucket_option,
     mirror_option,
     onnx_backend,
     onnx_option,
@@ -80,6 +81,7 @@ def detect(
                                                                 "(D=512) to the JSON/JSON Lines records."),
     backend: str = backend_option(),
     onnx: Path | None = onnx_option(),
+    input_bucket: int = input_bucket_option(),
     track: bool = track_option(),
     track_buffer: int = track_buffer_option(),
     track_thresh: float = track_thresh_option(),
@@ -111,13 +113,14 @@ def detect(
                   threshold=threshold, class_thresholds=class_threshold, pred_all_class=pred_all_class,
                   device=device, mirror=mirror)
     if onnx_backend(backend, onnx, torch_only={"--model": model, "--config": config, "--weights": weights,
-                                                "--amp": amp != "off", "--embeddings": embeddings}):
+                                                "--amp": amp != "off", "--embeddings": embeddings,
+                                                "--input-bucket": input_bucket}):
         from detic_cli.export.build import load_ort_predictor
 
         predictor, thresholds = load_ort_predictor(onnx=onnx, overrides=overrides, **common)
     else:
         predictor, thresholds = load_predictor(model=model, config=config, weights=weights, overrides=overrides,
-                                               amp=amp, embeddings=embeddings, **common)
+                                               amp=amp, embeddings=embeddings, input_bucket=input_bucket, **common)
     window = Window() if show else None
     job = DetectJob(predictor, sources, plan=plan, json_path=json_path, batch_size=batch_size,
                     max_frames=max_frames, show=window, sinks=[make() for make in sinks], thresholds=thresholds,

@@ -17,9 +17,10 @@ if TYPE_CHECKING:
     from detic_cli.engine.tracking import TrackSettings
 
 __all__ = ["AMP_HELP", "amp_option", "backend_option", "batch_size_option", "clip_checkpoint_option",
-           "device_option", "mirror_option", "onnx_backend", "onnx_option", "track_activation_thresh_option",
-           "track_buffer_option", "track_match_thresh_option", "track_min_frames_option", "track_option",
-           "track_settings", "track_thresh_option", "vocab_file_option", "vocab_names_option", "vocab_option"]
+           "device_option", "input_bucket_option", "mirror_option", "onnx_backend", "onnx_option",
+           "track_activation_thresh_option", "track_buffer_option", "track_match_thresh_option",
+           "track_min_frames_option", "track_option", "track_settings", "track_thresh_option", "vocab_file_option",
+           "vocab_names_option", "vocab_option"]
 
 AMP_HELP = ("off | fp16 | bf16: run the backbone in half precision (faster on GPUs, fp16 slow on CPUs); "
             "detections differ slightly from the original's float32")
@@ -49,6 +50,12 @@ def onnx_backend(backend: str, onnx: object | None, torch_only: dict[str, object
         raise DeticError(f"{given[0]}: not with --backend onnxruntime (the exported model carries its config and "
                          "weights; re-export to change them)")
     return True
+
+
+def input_bucket_option() -> Any:
+    return typer.Option(0, "--input-bucket", min=0, help="Pad every network input to a multiple of N pixels, so a "
+                        "stream of sizes runs on a few fixed shapes (CUDA graphs, compiled kernels); detections "
+                        "then differ slightly near the padded border. 0 (default): the original's padding.")
 
 
 def device_option() -> Any:

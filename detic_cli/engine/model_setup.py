@@ -160,7 +160,8 @@ def _array_names(array: np.ndarray, names: Sequence[str] | None) -> list[str]:
 
 def predictor_from_config(cfg: CfgNode, *, weights: str | Path | Mapping[str, torch.Tensor], device: torch.device,
                           embeddings: np.ndarray | None = None, class_names: list[str] | None = None,
-                          amp: torch.dtype | None = None, region_embeddings: bool = False) -> Predictor:
+                          amp: torch.dtype | None = None, region_embeddings: bool = False,
+                          input_bucket: int = 0) -> Predictor:
     """A Predictor over the model of `cfg` with `weights` loaded: an official-layout checkpoint file or a
     state dict in memory (see Predictor for the other arguments)."""
     from detic_cli.checkpoint.load import load_checkpoint, load_state_dict
@@ -172,7 +173,7 @@ def predictor_from_config(cfg: CfgNode, *, weights: str | Path | Mapping[str, to
     else:
         load_checkpoint(model, weights)
     return Predictor(model, inputs=input_settings(cfg), device=device, embeddings=embeddings,
-                     class_names=class_names, amp=amp, region_embeddings=region_embeddings)
+                     class_names=class_names, amp=amp, region_embeddings=region_embeddings, input_bucket=input_bucket)
 
 
 @dataclass(frozen=True)
@@ -197,9 +198,11 @@ def load_predictor_parts(*, model: str | None = None, config: Path | None = None
                          clip_checkpoint: Path | None = None, threshold: float = 0.5,
                          class_thresholds: str | Mapping[str, float] | None = None, pred_all_class: bool = False,
                          overrides: Sequence[str] = (), device: str = "auto", amp: str | None = None,
-                         embeddings: bool = False, mirror: str | None = None) -> LoadedPredictor:
+                         embeddings: bool = False, mirror: str | None = None,
+                         input_bucket: int = 0) -> LoadedPredictor:
     """The Predictor `detic detect` and `Detector` run (model files pulled when missing, config with the
-    demo's settings at the lowest threshold, vocabulary resolved), and the per-class thresholds over it."""
+    demo's settings at the lowest threshold, vocabulary resolved), and the per-class thresholds over it.
+    `input_bucket` > 0 pads every network input to a multiple of that many pixels (static shapes)."""
     from detic_cli.zoo.catalog import DEFAULT_MODEL
 
     thresholds = parse_class_thresholds(class_thresholds, threshold)
@@ -214,6 +217,7 @@ def load_predictor_parts(*, model: str | None = None, config: Path | None = None
     voc = vocabulary_for(facts, vocab, names=names, vocab_names=vocab_names, vocab_file=vocab_file,
                         clip_checkpoint=clip_checkpoint, device=str(torch_device), mirror=mirror)
     predictor = predictor_from_config(cfg, weights=weights_path, device=torch_device, embeddings=voc.embeddings,
-                                      class_names=voc.names, amp=amp_dtype, region_embeddings=embeddings)
+                                      class_names=voc.names, amp=amp_dtype, region_embeddings=embeddings,
+                                      input_bucket=input_bucket)
     thresholds.check(predictor.class_names)
     return LoadedPredictor(predictor, thresholds, cfg)

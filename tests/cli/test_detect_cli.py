@@ -159,6 +159,22 @@ def test_amp_runs_the_backbone_in_half_precision(run_cli, model_args, pictures, 
     assert code == 1 and err.strip() == "error: --amp fp8: expected one of off, fp16, bf16"
 
 
+def test_input_bucket_pads_the_network_input(run_cli, model_args, pictures, tmp_path, monkeypatch):
+    """--input-bucket 128 pads the 160 x 160 network input of the astronaut to 256 x 256 (static shapes); the
+    default keeps the original's padding to the backbone's divisibility; a negative bucket is one line."""
+    from detic_cli.modeling.backbone.timm_resnet import TimmResNet
+
+    seen: list[tuple[int, int]] = []
+    forward = TimmResNet.forward
+    monkeypatch.setattr(TimmResNet, "forward", lambda self, x: seen.append(tuple(x.shape[-2:])) or forward(self, x))
+    for extra in ([], ["--input-bucket", "128"]):
+        code, _, err = run_cli("detect", pictures / "a.jpg", "--json", tmp_path / "d.json", *extra, *model_args)
+        assert code == 0, err
+    assert seen == [(160, 160), (256, 256)]
+    code, _, err = run_cli("detect", pictures / "a.jpg", "--input-bucket", "-1", *model_args)
+    assert code == 2 and "--input-bucket" in err
+
+
 def test_outputs_are_checked_before_the_model_loads(run_cli, pictures, tmp_path):
     """Nothing is overwritten that was an input, and unusable output paths fail at once, in one line."""
     before = {p.name: p.read_bytes() for p in pictures.iterdir()}
