@@ -18,7 +18,9 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from detic_cli.layers.drop_path import drop_path
+from detic_cli.layers.fast_conv import fast_path_allowed
 from detic_cli.layers.mlp import Mlp
+from detic_cli.modeling.backbone import swin_inference
 from detic_cli.modeling.backbone.base import Backbone
 
 MASK_VALUE = -100.0  # logit added to pairs of tokens from different regions of a shifted window
@@ -147,7 +149,10 @@ class SwinBlock(nn.Module):
         return x[:, :h, :w, :]
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        """x: (B, H, W, C); mask: the stage's shifted-window mask. Returns (B, H, W, C)."""
+        """x: (B, H, W, C); mask: the stage's shifted-window mask (unused by the CPU inference fast path, which
+        caches its own per shape). Returns (B, H, W, C)."""
+        if not self.training and fast_path_allowed(x):
+            return swin_inference.block_forward(self, x)
         x = x + drop_path(self._attend(self.norm1(x), mask), self.drop_path_rate, self.training)
         return x + drop_path(self.mlp(self.norm2(x)), self.drop_path_rate, self.training)
 
@@ -188,7 +193,8 @@ class SwinStage(nn.Module):
         win = self.window_size
         # (n + win - 1) // win, not -(-n // win): a traced shape's // is ONNX's Div, which truncates
         hp, wp = (x.shape[1] + win - 1) // win * win, (x.shape[2] + win - 1) // win * win
-        mask = shifted_window_mask(hp, wp, win, self.shift, x.device)
+        fast = not self.training and fast_path_allowed(x)  # the blocks' fast path caches its own mask
+        mask = None if fast else shifted_window_mask(hp, wp, win, self.shift, x.device)
         for blk in self.blocks:
             if self.use_checkpoint and self.training:
                 x = checkpoint(blk, x, mask, use_reentrant=False)

@@ -1,0 +1,72 @@
+"""Swin CPU inference fast path: identical to the ordinary forward, cache rebuilt when the weights change."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from detic_cli.modeling.backbone import swin_inference
+from detic_cli.modeling.backbone.swin import SwinTransformer, from_windows, to_windows
+
+
+def _tiny() -> SwinTransformer:
+    torch.manual_seed(0)
+    model = SwinTransformer(embed_dim=16, depths=(2, 2, 2, 2), num_heads=(1, 2, 2, 4), out_indices=(0, 1, 2, 3))
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "relative_position_bias_table" in name:
+                p.normal_()
+    return model.eval().requires_grad_(False)
+
+
+def _ordinary(model: SwinTransformer, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    with torch.enable_grad():  # no parameter requires grad: the ordinary code path, nothing recorded
+        return model(x)
+
+
+@pytest.mark.parametrize(("b", "h", "w"), [(1, 56, 56), (2, 61, 90)])
+def test_fast_path_equals_ordinary_forward(b: int, h: int, w: int) -> None:
+    model = _tiny()
+    x = torch.randn(b, 3, h, w)
+    want = _ordinary(model, x)
+    with torch.no_grad():
+        got = model(x)
+        again = model(x)  # served from the caches
+    for name in want:
+        torch.testing.assert_close(got[name], want[name], rtol=0, atol=0)
+        torch.testing.assert_close(again[name], want[name], rtol=0, atol=0)
+
+
+def test_cached_bias_follows_weight_updates() -> None:
+    model = _tiny()
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        model(x)
+        model.layers[0].blocks[1].attn.relative_position_bias_table.add_(1.0)  # as an optimiser step would
+        got = model(x)
+    want = _ordinary(model, x)
+    for name in want:
+        torch.testing.assert_close(got[name], want[name], rtol=0, atol=0)
+
+
+def test_training_mode_and_gradient_take_the_ordinary_path(monkeypatch) -> None:
+    model = _tiny().train().requires_grad_(True)
+    calls = []
+    monkeypatch.setattr(swin_inference, "block_forward", lambda *a: calls.append(a))
+    model(torch.randn(1, 3, 32, 32))["swin3"].sum().backward()
+    with torch.no_grad():
+        model(torch.randn(1, 3, 32, 32))  # training mode: stochastic depth must stay live
+    assert calls == []
+    assert model.layers[0].blocks[0].attn.qkv.weight.grad is not None
+
+
+@pytest.mark.parametrize(("h", "w", "shift"), [(14, 21, 3), (10, 13, 3), (9, 7, 0)])
+def test_window_indices_match_roll_and_partition(h: int, w: int, shift: int) -> None:
+    win = 7
+    hp, wp = -(-h // win) * win, -(-w // win) * win
+    x = torch.randn(1, hp, wp, 5)
+    to_win, from_win = swin_inference.window_indices(h, w, win, shift, x.device)
+    want = to_windows(torch.roll(x, (-shift, -shift), (1, 2)), win)
+    assert torch.equal(x.view(-1, 5)[to_win].view_as(want), want)
+    back = torch.roll(from_windows(want, win, hp, wp), (shift, shift), (1, 2))[:, :h, :w]
+    assert torch.equal(want.reshape(-1, 5)[from_win].view(1, h, w, 5), back)
