@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torchvision.ops import batched_nms
 
+from detic_cli.layers.nms import nms_top
 from detic_cli.modeling.proposal.centernet_head import CenterNetHead
 from detic_cli.structures import Boxes, ImageList, Instances
 
@@ -24,7 +24,7 @@ def compute_grids(features: list[torch.Tensor], strides: list[int]) -> list[torc
 
 class CenterNetProposals(nn.Module):
     """Inference: per level keep heatmap scores above `score_thresh`, top `pre_nms_topk`, decode ltrb,
-    NMS per class at `nms_thresh`, then keep the `post_nms_topk` best per image.
+    NMS at `nms_thresh` (one class), then keep the `post_nms_topk` best per image (ties at the cut kept).
 
     Proposals carry `proposal_boxes` (XYXY in the padded input frame, not clipped) and
     `objectness_logits` = sqrt(sigmoid(agnostic heatmap)) in [0, 1] (CenterNet2's convention).
@@ -71,13 +71,8 @@ class CenterNetProposals(nn.Module):
         for i, size in enumerate(image_sizes):
             boxes = torch.cat([lv[i][0] for lv in per_level])
             scores = torch.cat([lv[i][1] for lv in per_level])
-            keep = batched_nms(boxes, scores, torch.zeros_like(scores, dtype=torch.int64), self.nms_thresh[mode])
+            keep = nms_top(boxes, scores, self.nms_thresh[mode], self.post_nms_topk[mode])
             boxes, scores = boxes[keep], scores[keep]
-            post = self.post_nms_topk[mode]
-            if len(scores) > post:
-                thresh = torch.kthvalue(scores.cpu(), len(scores) - post + 1).values.item()
-                keep = scores >= thresh
-                boxes, scores = boxes[keep], scores[keep]
             results.append(Instances(size, proposal_boxes=Boxes(boxes), objectness_logits=scores))
         return results
 
