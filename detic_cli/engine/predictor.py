@@ -12,6 +12,7 @@ from detic_cli.data.transforms import resize_shortest_edge
 from detic_cli.engine.amp import autocast_scope
 from detic_cli.errors import DeticError
 from detic_cli.layers.fast_conv import use_winograd
+from detic_cli.layers.fused_conv import use_fused_convolutions
 from detic_cli.modeling.roi_heads.rescoring import RegionScorer
 from detic_cli.structures import Instances
 
@@ -71,6 +72,7 @@ class Predictor:
         self.model.to(device).eval()
         self.model.input_bucket = int(input_bucket)
         use_winograd(self.model)  # CPU inference only; training (with gradient) keeps the direct convolution
+        use_fused_convolutions(self.model)  # backbone + FPN: folded, prepacked oneDNN convs (same condition)
         self.set_vocabulary(embeddings, class_names)
         self.scorer: RegionScorer | None = None
         if region_embeddings:

@@ -14,7 +14,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from detic_cli.layers.batch_norm import FrozenBatchNorm2d
+from detic_cli.layers.fast_conv import fast_path_allowed
 from detic_cli.modeling.backbone.base import Backbone
+from detic_cli.modeling.backbone.fused_resnet import FusedResNet, refreshed
 
 __all__ = ["BasicBlock", "BasicStem", "BottleneckBlock", "ConvNorm", "ResNet", "get_norm", "make_stage"]
 
@@ -89,6 +91,10 @@ def _shortcut(in_channels: int, out_channels: int, stride: int, norm: str) -> Co
     return conv
 
 
+def _pair(conv: ConvNorm | None) -> tuple[nn.Conv2d, nn.Module | None] | None:
+    return (conv, conv.norm) if conv is not None else None
+
+
 class BasicBlock(nn.Module):
     """Two 3x3 convs (stride on the first) plus a 1x1 projection shortcut when channels change (R18/R34)."""
 
@@ -103,6 +109,10 @@ class BasicBlock(nn.Module):
                               norm=get_norm(norm, out_channels))
         for conv in (self.conv1, self.conv2):
             _msra_fill(conv)
+
+    def conv_norms(self) -> tuple[list[tuple[nn.Conv2d, nn.Module | None]], tuple[nn.Conv2d, nn.Module | None] | None]:
+        """The main path's (conv, norm) pairs and the shortcut's (None: identity), for `FusedResNet`."""
+        return [(c, c.norm) for c in (self.conv1, self.conv2)], _pair(self.shortcut)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.conv2(F.relu_(self.conv1(x)))
@@ -134,6 +144,10 @@ class BottleneckBlock(nn.Module):
                               norm=get_norm(norm, out_channels))
         for conv in (self.conv1, self.conv2, self.conv3):
             _msra_fill(conv)
+
+    def conv_norms(self) -> tuple[list[tuple[nn.Conv2d, nn.Module | None]], tuple[nn.Conv2d, nn.Module | None] | None]:
+        """The main path's (conv, norm) pairs and the shortcut's (None: identity), for `FusedResNet`."""
+        return [(c, c.norm) for c in (self.conv1, self.conv2, self.conv3)], _pair(self.shortcut)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu_(self.conv1(x))
@@ -171,8 +185,11 @@ class ResNet(Backbone):
 
     forward: (B, 3, H, W) normalised images -> {name: (B, C, ceil(H/stride), ceil(W/stride))} for
     each name in `out_features` ("stem", "res2".."res5"). Stages up to `freeze_at` (1 = stem,
-    2 = stem + res2, ...) get no gradients and frozen batch norm.
+    2 = stem + res2, ...) get no gradients and frozen batch norm. With `fused_inference` on, CPU float32
+    inference runs `FusedResNet` (folded norms, prepacked oneDNN convolutions), equal up to float rounding.
     """
+
+    fused_inference = False  # set per instance by layers.fused_conv.use_fused_convolutions
 
     def __init__(self, *, depth: int = 50, out_features: Sequence[str] = ("res4",), in_channels: int = 3,
                  stem_out_channels: int = 64, res2_out_channels: int = 256, num_groups: int = 1,
@@ -198,6 +215,7 @@ class ResNet(Backbone):
         self.out_strides = {f: strides[f] for f in self.out_features}
         self.out_channels = {f: channels[f] for f in self.out_features}
         self.freeze(freeze_at)
+        self._fused: FusedResNet | None = None  # inference snapshot, rebuilt when the parameters change
 
     def _build_stages(self, depth: int, last: int, in_ch: int, out_ch: int, bottleneck: int, groups: int,
                       stride_in_1x1: bool, norm: str, res5_dilation: int, strides: dict[str, int],
@@ -230,11 +248,20 @@ class ResNet(Backbone):
         if x.dim() != 4:
             raise ValueError(f"ResNet takes a (B, C, H, W) tensor, got shape {tuple(x.shape)}")
         outputs: dict[str, torch.Tensor] = {}
-        x = self.stem(x)
+        fused = self._fused_form(x)
+        x = fused.stem(x)[1] if fused is not None else self.stem(x)
         if "stem" in self.out_features:
             outputs["stem"] = x
-        for name in self.stage_names:
-            x = getattr(self, name)(x)
+        for index, name in enumerate(self.stage_names):
+            x = fused.stage(index, x) if fused is not None else getattr(self, name)(x)
             if name in self.out_features:
                 outputs[name] = x
         return outputs
+
+    def _fused_form(self, x: torch.Tensor) -> FusedResNet | None:
+        """The up-to-date `FusedResNet` snapshot where `fused_inference` is on and `x` takes the fast path."""
+        if not (self.fused_inference and fast_path_allowed(x)):
+            return None
+        stages = [getattr(self, name) for name in self.stage_names]
+        self._fused = refreshed(self._fused, self, (self.stem.conv1, self.stem.conv1.norm), stages)
+        return self._fused
