@@ -13,10 +13,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["roi_align_nhwc"]
+__all__ = ["roi_align_nhwc", "sample_axis"]
 
 
-def _axis(start: torch.Tensor, length: torch.Tensor, bins: torch.Tensor, grid: int, pooled: int, size: int):
+def sample_axis(start: torch.Tensor, length: torch.Tensor, bins: torch.Tensor, grid: int, pooled: int, size: int):
     """Per ROI, per kept bin, per sample along one axis: (low, high, weight_low, weight_high), each
     (R, B, grid), computed in float32 in torchvision's order (zero weights for samples outside [-1, size])."""
     bin_size = length / pooled
@@ -42,8 +42,8 @@ def _group(table: torch.Tensor, rois: torch.Tensor, shape: tuple[int, int], scal
     w, h = x2 - x1, y2 - y1
     if not aligned:
         w, h = w.clamp(min=1.0), h.clamp(min=1.0)
-    ylow, yhigh, wylow, wyhigh = _axis(y1, h, bins, grid[0], pooled, height)
-    xlow, xhigh, wxlow, wxhigh = _axis(x1, w, bins, grid[1], pooled, width)
+    ylow, yhigh, wylow, wyhigh = sample_axis(y1, h, bins, grid[0], pooled, height)
+    xlow, xhigh, wxlow, wxhigh = sample_axis(x1, w, bins, grid[1], pooled, width)
     image = rois[:, 0].to(torch.int64).view(-1, 1, 1, 1, 1) * (height * width)
     # (R, By, Bx, gy, gx) for each corner: rows y * W + x, weights wy * wx
     rows_y = torch.stack((ylow, ylow, yhigh, yhigh), -1)[:, :, None, :, None] * width

@@ -9,6 +9,8 @@ import torch
 from torch import nn
 from torchvision.ops import roi_align
 
+from detic_cli.layers.fast_conv import fast_path_allowed
+from detic_cli.layers.roi_align_levels import PyramidTable, roi_align_levels
 from detic_cli.structures import Boxes
 
 _POOL: ThreadPoolExecutor | None = None
@@ -28,6 +30,12 @@ def _parallel_roi_align(feature: torch.Tensor, rois: torch.Tensor, output_size: 
     chunks = _POOL.map(lambda r: roi_align(feature, r, output_size, scale, sampling_ratio, aligned),
                        rois.chunk(parts))
     return torch.cat(list(chunks))
+
+
+def pools_by_gather(feature: torch.Tensor) -> bool:
+    """Whether pooling gathers from a channels-last table (`roi_align_levels`): CPU float32 inference only
+    (it reads per-ROI sample counts back to the host, free there; CUDA keeps torchvision's kernel)."""
+    return fast_path_allowed(feature)
 
 
 def boxes_to_rois(boxes: list[Boxes]) -> torch.Tensor:
@@ -60,9 +68,26 @@ class ROIPooler(nn.Module):
         self.min_level = int(-math.log2(scales[0]))
         self.max_level = int(-math.log2(scales[-1]))
 
-    def forward(self, features: list[torch.Tensor], boxes: list[Boxes]) -> torch.Tensor:
-        """(sum N_i, C, S, S) pooled features for the boxes of every image (XYXY, input pixels)."""
+    def table(self, features: list[torch.Tensor]) -> PyramidTable | None:
+        """The channels-last rows `forward` gathers from on the CPU fast path (see roi_align_levels.py), made
+        once and passed to every pooling of the same `features`; None where the fast path does not apply."""
+        return PyramidTable(features) if pools_by_gather(features[0]) else None
+
+    def forward(self, features: list[torch.Tensor], boxes: list[Boxes],
+                table: PyramidTable | None = None) -> torch.Tensor:
+        """(sum N_i, C, S, S) pooled features for the boxes of every image (XYXY, input pixels).
+
+        CPU float32 inference gathers from `table` (`self.table(features)`, made here when not given or made
+        from other tensors); equal to torchvision's `roi_align` up to float summation order.
+        """
         rois = boxes_to_rois(boxes)
+        if pools_by_gather(features[0]) and not any(b.tensor.requires_grad for b in boxes):
+            if table is None or not table.matches(features):
+                table = PyramidTable(features)
+            levels = (assign_boxes_to_levels(boxes, self.min_level, self.max_level) if len(features) > 1
+                      else torch.zeros(len(rois), dtype=torch.int64))
+            return roi_align_levels(table, rois, levels, self.scales, self.output_size[0], self.sampling_ratio,
+                                    self.aligned)
         if len(features) == 1:
             return _parallel_roi_align(features[0], rois, self.output_size, self.scales[0], self.sampling_ratio,
                                        self.aligned)

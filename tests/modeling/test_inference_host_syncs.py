@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from detic_cli.config import load_config
+from detic_cli.layers import roi_pooler as roi_pooler_module
 from detic_cli.modeling.builders import build_model
 from detic_cli.modeling.detr.meta_arch import pad_with_mask
 from detic_cli.modeling.roi_heads import res5 as res5_module
@@ -50,6 +51,7 @@ def test_c4_proposals_and_res5_head_do_not_read_back(shared_dir, monkeypatch):
     model = _c4(shared_dir)
     # the device path (CUDA's): the CPU-only gather pooling reads sample counts back by design
     monkeypatch.setattr(res5_module, "pools_by_gather", lambda feature: False)
+    monkeypatch.setattr(roi_pooler_module, "pools_by_gather", lambda feature: False)
     image = torch.randint(0, 255, (3, 96, 128), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
     with torch.no_grad():
         images = model.preprocess_image([{"image": image}])

@@ -14,6 +14,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from detic_cli.layers.roi_align_levels import PyramidTable
 from detic_cli.layers.roi_pooler import ROIPooler
 from detic_cli.modeling.roi_heads.box_head import FastRCNNConvFCHead
 from detic_cli.modeling.roi_heads.box_losses import FastRCNNLosses
@@ -87,9 +88,10 @@ class DeticCascadeROIHeads(nn.Module):
         return self.box_predictor[stage](self.stage_features(features, proposals, stage, grad_scale), classifier)
 
     def stage_features(self, features: list[torch.Tensor], proposals: list[Instances], stage: int,
-                       grad_scale: float | None = None) -> torch.Tensor:
-        """(R, fc_dim) box-head output of stage `stage` for all proposals of the batch."""
-        pooled = self.box_pooler(features, [p.proposal_boxes for p in proposals])
+                       grad_scale: float | None = None, table: PyramidTable | None = None) -> torch.Tensor:
+        """(R, fc_dim) box-head output of stage `stage` for all proposals of the batch (`table`: the
+        features' channels-last rows for CPU inference pooling, shared by the stages)."""
+        pooled = self.box_pooler(features, [p.proposal_boxes for p in proposals], table=table)
         if grad_scale is not None:
             pooled = _ScaleGradient.apply(pooled, grad_scale)
         return self.box_head[stage](pooled)
@@ -120,10 +122,11 @@ class DeticCascadeROIHeads(nn.Module):
         stage_probs: list[list[torch.Tensor]] = []
         embeddings: list[torch.Tensor] = []
         boxes: list[torch.Tensor] = []
+        table = self.box_pooler.table(feats)  # CPU inference: made once, pooled by every stage and the masks
 
         def step(k: int, stage_proposals: list[Instances]) -> list[torch.Tensor]:
             nonlocal boxes
-            x = self.stage_features(feats, stage_proposals, k)
+            x = self.stage_features(feats, stage_proposals, k, table=table)
             logits, deltas = self.box_predictor[k](x)
             if self.keep_embeddings:
                 embeddings.append(self.box_predictor[k].cls_score.embed(torch.flatten(x, start_dim=1)))
@@ -141,14 +144,15 @@ class DeticCascadeROIHeads(nn.Module):
                                         self.detections_per_image, return_rows=self.keep_embeddings)
         if self.keep_embeddings:
             attach_embeddings(instances, embeddings, proposal_scores)
-        return self.forward_masks(features, instances)
+        return self.forward_masks(features, instances, table if self.mask_in_features == self.in_features else None)
 
     def region_scorer(self) -> RegionScorer:
         """How `pred_embeddings` (kept when `keep_embeddings` is set) turn into the final class scores."""
         return region_scorer(list(self.box_predictor), mult_proposal_score=self.mult_proposal_score)
 
-    def forward_masks(self, features: dict[str, torch.Tensor], instances: list[Instances]) -> list[Instances]:
-        """Set `pred_masks` on detections when the mask head is on."""
+    def forward_masks(self, features: dict[str, torch.Tensor], instances: list[Instances],
+                      table: PyramidTable | None = None) -> list[Instances]:
+        """Set `pred_masks` on detections when the mask head is on (`table`: as in `stage_features`)."""
         if self.mask_head is None or not instances:
             return instances
         if sum(len(i) for i in instances) == 0:
@@ -156,7 +160,8 @@ class DeticCascadeROIHeads(nn.Module):
                 size = self.mask_pooler.output_size[0] * 2
                 inst.pred_masks = torch.zeros((0, 1, size, size), device=inst.pred_boxes.device)
             return instances
-        pooled = self.mask_pooler([features[f] for f in self.mask_in_features], [i.pred_boxes for i in instances])
+        pooled = self.mask_pooler([features[f] for f in self.mask_in_features], [i.pred_boxes for i in instances],
+                                  table=table)
         mask_rcnn_inference(self.mask_head(pooled), instances)
         return instances
 

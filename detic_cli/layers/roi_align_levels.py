@@ -1,0 +1,107 @@
+"""Multi-level ROIAlign as one gather over channels-last pyramid rows (CPU inference of the FPN heads).
+
+torchvision's CPU `roi_align` walks every channel plane of every bin in one thread, once per pyramid level, and
+the pooled levels are then scattered into one output. Here the levels' features are laid out once per batch as
+rows of one (sum_l N * H_l * W_l, C) table (`PyramidTable`, shared by the cascade's three box poolings and the
+mask pooling), and every output bin of every ROI is one bag of one `F.embedding_bag` call over that table: its
+bilinear corners (4 per sample point, weighted) summed, then divided by the sample count, torchvision's result
+up to float summation order, computed over all channels at once and in parallel.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from detic_cli.layers.roi_align_nhwc import sample_axis
+
+__all__ = ["PyramidTable", "roi_align_levels"]
+
+
+class PyramidTable:
+    """Channels-last rows of pyramid levels: `table` (sum_l N * H_l * W_l, C), level l's rows from `starts[l]`
+    in (image, y, x) order. Made from `features` ((N, C, H_l, W_l) each, fine to coarse); `matches` says
+    whether it still holds those very tensors, unchanged since (same objects, same in-place versions)."""
+
+    def __init__(self, features: list[torch.Tensor]) -> None:
+        n, c = features[0].shape[:2]
+        self.shapes = [(int(f.shape[-2]), int(f.shape[-1])) for f in features]
+        sizes = [n * h * w for h, w in self.shapes]
+        self.starts = [sum(sizes[:i]) for i in range(len(sizes))]
+        self.table = features[0].new_empty((sum(sizes), c))
+        for f, start, size, (h, w) in zip(features, self.starts, sizes, self.shapes):
+            self.table[start : start + size].view(n, h, w, c).copy_(f.permute(0, 2, 3, 1))
+        self._features = list(features)
+        self._versions = [f._version for f in features]
+
+    def matches(self, features: list[torch.Tensor]) -> bool:
+        return (len(features) == len(self._features)
+                and all(a is b and a._version == v for a, b, v in zip(features, self._features, self._versions)))
+
+
+def _bags(table: PyramidTable, rois: torch.Tensor, level: int, scale: float, grid: tuple[int, int], pooled: int,
+          aligned: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """(rows, weights), each (R * S * S * gy * gx * 4,): the bags of `rois` (R, 5) of one level and one sample
+    grid (gy, gx), bin by bin (row-major), sample by sample, corner by corner."""
+    height, width = table.shapes[level]
+    offset = 0.5 if aligned else 0.0
+    # torchvision: roi * spatial_scale (double) - offset, rounded to float32
+    x1, y1, x2, y2 = ((rois[:, i].double() * scale - offset).float() for i in range(1, 5))
+    w, h = x2 - x1, y2 - y1
+    if not aligned:
+        w, h = w.clamp(min=1.0), h.clamp(min=1.0)
+    bins = torch.arange(pooled, dtype=torch.float32)
+    ylow, yhigh, wylow, wyhigh = sample_axis(y1, h, bins, grid[0], pooled, height)
+    xlow, xhigh, wxlow, wxhigh = sample_axis(x1, w, bins, grid[1], pooled, width)
+    base = rois[:, 0].to(torch.int64).view(-1, 1, 1, 1, 1, 1) * (height * width) + table.starts[level]
+    rows_y = torch.stack((ylow, ylow, yhigh, yhigh), -1)[:, :, None, :, None] * width
+    rows_x = torch.stack((xlow, xhigh, xlow, xhigh), -1)[:, None, :, None, :]
+    wy = torch.stack((wylow, wylow, wyhigh, wyhigh), -1)[:, :, None, :, None]
+    wx = torch.stack((wxlow, wxhigh, wxlow, wxhigh), -1)[:, None, :, None, :]
+    return (rows_y + rows_x + base).reshape(-1), (wy * wx).reshape(-1)
+
+
+def roi_align_levels(table: PyramidTable, rois: torch.Tensor, levels: torch.Tensor, scales: list[float],
+                     output_size: int, sampling_ratio: int = 0, aligned: bool = True) -> torch.Tensor:
+    """For each ROI, torchvision `roi_align` of its level: (R, C, S, S) contiguous, S = `output_size`.
+
+    rois: (R, 5) (image index, x1, y1, x2, y2) in input pixels; levels: (R,) int64 index into `scales`
+    (1 / stride of each of the table's levels). Sample points per bin: `sampling_ratio`, or ceil(bin extent)
+    per axis when 0 (per ROI, as torchvision). Reads the sample counts back to the host (CPU use).
+    """
+    r, c = rois.shape[0], table.table.shape[1]
+    s = output_size
+    if r == 0:
+        return table.table.new_zeros((0, c, s, s))
+    rois = rois.to(torch.float32)
+    scale = torch.tensor(scales, dtype=torch.float64)[levels]
+    starts = (rois[:, 1:3].double() * scale[:, None] - (0.5 if aligned else 0.0)).float()
+    lengths = ((rois[:, 3:5].double() * scale[:, None] - (0.5 if aligned else 0.0)).float() - starts).flip(1)
+    if not aligned:
+        lengths = lengths.clamp(min=1.0)
+    if sampling_ratio > 0:
+        grids = torch.full(lengths.shape, sampling_ratio, dtype=torch.int64)
+    else:
+        grids = torch.ceil(lengths / s).to(torch.int64).clamp(min=0)
+    keys = torch.stack((levels.to(torch.int64), grids[:, 0], grids[:, 1]), 1)
+    groups, group_of, counts = torch.unique(keys, dim=0, return_inverse=True, return_counts=True)
+    order = torch.argsort(group_of, stable=True)  # ROIs group by group
+    rows, weights = [], []
+    for (level, gy, gx), index in zip(groups.tolist(), order.split(counts.tolist())):
+        if gy and gx:  # an empty ROI extent has no sample points: zeros, as torchvision
+            part_rows, part_weights = _bags(table, rois[index], level, scales[level], (gy, gx), s, aligned)
+            rows.append(part_rows)
+            weights.append(part_weights / (gy * gx))
+    if not rows:
+        return table.table.new_zeros((r, c, s, s))
+    # the bags ROI by ROI: each ROI's S * S bags (4 * gy * gx entries each) are one block of the group-order arrays
+    bag = 4 * grids[:, 0] * grids[:, 1]
+    block = bag * (s * s)
+    block_start = torch.empty_like(block)
+    block_start[order] = torch.cumsum(block[order], 0) - block[order]
+    entry = torch.repeat_interleave(block_start - (torch.cumsum(block, 0) - block), block) + torch.arange(
+        int(block.sum()))
+    sizes = bag.repeat_interleave(s * s)
+    pooled = F.embedding_bag(torch.cat(rows)[entry], table.table, torch.cumsum(sizes, 0) - sizes, mode="sum",
+                             per_sample_weights=torch.cat(weights)[entry])
+    return pooled.view(r, s, s, c).permute(0, 3, 1, 2).contiguous()
