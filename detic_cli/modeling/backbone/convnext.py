@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from detic_cli.layers.drop_path import drop_path
+from detic_cli.layers.fast_conv import fast_path_allowed
 from detic_cli.layers.mlp import Mlp
 from detic_cli.modeling.backbone.base import Backbone
 
@@ -58,6 +59,9 @@ class LayerNorm2d(nn.LayerNorm):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.unbiased and x.shape[-2] * x.shape[-1] > 1:
             var, mean = torch.var_mean(x, dim=1, keepdim=True, correction=1)
+            if fast_path_allowed(x):  # the same operations, written into one buffer
+                y = (x - mean).mul_(torch.rsqrt(var + self.eps))
+                return y.mul_(self.weight[:, None, None]).add_(self.bias[:, None, None])
             y = (x - mean) * torch.rsqrt(var + self.eps)
             return y * self.weight[:, None, None] + self.bias[:, None, None]
         y = F.layer_norm(x.permute(0, 2, 3, 1), self.normalized_shape, self.weight, self.bias, self.eps)
@@ -80,6 +84,15 @@ class ConvNeXtBlock(nn.Module):
         y = y.mul(self.gamma.reshape(1, -1, 1, 1))
         return x + drop_path(y, self.drop_path_rate, self.training)
 
+    def forward_inference(self, x: torch.Tensor, inplace: bool) -> torch.Tensor:
+        """`forward` in eval mode without gradient, the same float operations with GELU and the layer scale in
+        place, and the residual sum written into `x` when `inplace` (x must then be a tensor nobody else reads).
+        x: (B, C, H, W) -> (B, C, H, W)."""
+        y = self.mlp.fc1(self.norm(self.conv_dw(x).permute(0, 2, 3, 1)))
+        torch.ops.aten.gelu_(y, approximate=self.mlp.act.approximate)
+        y = self.mlp.fc2(y).mul_(self.gamma).permute(0, 3, 1, 2)
+        return x.add_(y) if inplace else x + y
+
 
 class ConvNeXtStage(nn.Module):
     """Optional downsample (LayerNorm2d with the unbiased variance, then 2x2 stride-2 conv) followed by
@@ -95,7 +108,12 @@ class ConvNeXtStage(nn.Module):
         self.blocks = nn.Sequential(*(ConvNeXtBlock(dim, drop_path_rates[i]) for i in range(depth)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.blocks(self.downsample(x))
+        x = self.downsample(x)
+        if self.training or not fast_path_allowed(x):
+            return self.blocks(x)
+        for i, block in enumerate(self.blocks):  # CPU inference: from the second block on, residuals in place
+            x = block.forward_inference(x, inplace=i > 0)
+        return x
 
 
 class ConvNeXtFeatures(nn.Module):

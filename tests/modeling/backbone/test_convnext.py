@@ -102,3 +102,24 @@ def test_drop_path_only_in_training() -> None:
     with torch.no_grad():
         c = model(x)["layer4"]
     assert not torch.allclose(a, c)
+
+
+@pytest.mark.parametrize(("b", "h", "w"), [(1, 64, 64), (2, 40, 72)])
+def test_inference_fast_path_equals_ordinary_forward(b: int, h: int, w: int) -> None:
+    """CPU inference (in-place GELU, layer scale, residuals, LayerNorm2d) gives the ordinary forward's exact
+    values and leaves the input untouched."""
+    torch.manual_seed(0)
+    model = TimmConvNeXt(base_name="convnext_tiny", out_levels=(1, 2, 3)).eval().requires_grad_(False)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("gamma"):
+                p.normal_(0.0, 0.5)
+    x = torch.randn(b, 3, h, w)
+    before = x.clone()
+    with torch.enable_grad():  # no parameter requires grad: the ordinary code path, nothing recorded
+        want = model(x)
+    with torch.no_grad():
+        got = model(x)
+    assert torch.equal(x, before)
+    for name in want:
+        torch.testing.assert_close(got[name], want[name], rtol=0, atol=0)
