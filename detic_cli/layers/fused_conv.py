@@ -69,9 +69,12 @@ def _fold(conv: nn.Conv2d, norm: nn.Module | None) -> tuple[torch.Tensor, torch.
 class FusedConv:
     """conv -> optional norm (+ residual) (+ ReLU) as one prepacked oneDNN convolution, for inference.
 
-    `conv`: an ungrouped-or-grouped nn.Conv2d with zero padding; `norm`: see `foldable_norm`.
+    `conv`: an nn.Conv2d with zero padding; `norm`: see `foldable_norm`.
     `__call__(x, relu=, residual=)`: x (N, C_in, H, W) float32 -> relu?(norm(conv(x)) + residual?), residual
-    (N, C_out, H', W') of the output's shape. Weights are copied, never written.
+    (N, C_out, H', W') of the output's shape. On the fast path the convolution runs in channels-last memory
+    (oneDNN's native layout there; NCHW inputs cost a reorder per call) and the result is channels-last:
+    chains of FusedConvs stay in it, callers convert their final outputs with `.contiguous()`.
+    Weights are copied, never written.
     """
 
     def __init__(self, conv: nn.Conv2d, norm: nn.Module | None = None) -> None:
@@ -100,13 +103,14 @@ class FusedConv:
     def __call__(self, x: torch.Tensor, relu: bool = False, residual: torch.Tensor | None = None) -> torch.Tensor:
         if not (fast_path_allowed(x) and onednn_ready() and self.weight.device == x.device):
             return self.plain(x, relu=relu, residual=residual)
-        x = x.contiguous()
+        x = x.contiguous(memory_format=torch.channels_last)
         weight = self.packed_weight(x.shape)
         unary = "relu" if relu else "none"
         args = (self.bias, self.padding, self.stride, self.dilation, self.groups)
         if residual is None:
             return torch.ops.mkldnn._convolution_pointwise(x, weight, *args, unary, [], "")
-        return torch.ops.mkldnn._convolution_pointwise.binary(x, residual.contiguous(), weight, *args, "add", None,
+        residual = residual.contiguous(memory_format=torch.channels_last)
+        return torch.ops.mkldnn._convolution_pointwise.binary(x, residual, weight, *args, "add", None,
                                                               "relu" if relu else None, [], "")
 
     def plain(self, x: torch.Tensor, relu: bool = False, residual: torch.Tensor | None = None) -> torch.Tensor:

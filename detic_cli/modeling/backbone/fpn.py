@@ -89,6 +89,8 @@ class FPN(Backbone):
                     lateral = lateral / 2
             prev = lateral
             outputs.insert(0, getattr(self, f"fpn_output{stage}")(prev))
+        if fused is not None:  # FusedConv results are channels-last
+            outputs = [out.contiguous() for out in outputs]
         if self.top_block is not None:
             p5 = outputs[self.out_features.index(self.top_block.in_feature)]
             outputs.extend(self.top_block(p5))

@@ -74,8 +74,9 @@ class FusedResNet:
     """Snapshot of a ResNet's stem conv (7x7/2 + norm + ReLU, then the 3x3/2 max pool, padding 1) and stages.
 
     `stem(x)`: (B, 3, H, W) -> (stem conv output (B, C, H/2, W/2), pooled (B, C, H/4, W/4));
-    `stage(i, x)`: stage i (0-based, as given) of (B, C, H, W). Build it with `FusedResNet(owner, ...)` only
-    when `supported(...)`; `matches(owner)` false means rebuild.
+    `stage(i, x)`: stage i (0-based, as given) of (B, C, H, W). Results are in channels-last memory (see
+    `FusedConv`; the max pool is also faster there): the backbone makes its outputs `.contiguous()`.
+    Build it with `FusedResNet(owner, ...)` only when `supported(...)`; `matches(owner)` false means rebuild.
     """
 
     def __init__(self, owner: nn.Module, stem: _ConvNorm, stages: Sequence[nn.Sequential]) -> None:

@@ -256,6 +256,8 @@ class ResNet(Backbone):
             x = fused.stage(index, x) if fused is not None else getattr(self, name)(x)
             if name in self.out_features:
                 outputs[name] = x
+        if fused is not None:  # its results are channels-last
+            outputs = {name: out.contiguous() for name, out in outputs.items()}
         return outputs
 
     def _fused_form(self, x: torch.Tensor) -> FusedResNet | None:

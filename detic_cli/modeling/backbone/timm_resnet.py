@@ -70,7 +70,7 @@ class TimmResNet(Backbone):
                 break
             x = fused.stage(level - 2, x) if fused is not None else stage(x)
             levels[level] = x
-        return {f"layer{lv}": levels[lv] for lv in self._levels}
+        return {f"layer{lv}": levels[lv].contiguous() for lv in self._levels}  # fused: from channels-last
 
     def _fused_form(self, x: torch.Tensor, stages: tuple[nn.Module, ...]) -> FusedResNet | None:
         """The up-to-date `FusedResNet` snapshot where `fused_inference` is on and `x` takes the fast path
