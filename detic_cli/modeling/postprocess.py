@@ -12,29 +12,67 @@ def paste_masks_in_image(masks: torch.Tensor, boxes: torch.Tensor, image_size: t
                          threshold: float = 0.5) -> torch.Tensor:
     """(N, M, M) mask probabilities placed into their (N, 4) XYXY boxes -> (N, H, W) bool masks.
 
-    Each mask is resampled bilinearly (grid_sample, align_corners=False) at pixel centres
-    inside its box, then thresholded (>= threshold).
+    Each mask is resampled bilinearly (grid_sample, align_corners=False) at the pixel centres of its box
+    (grown by one pixel, clipped to the image), then thresholded (>= threshold). Boxes of similar size are
+    resampled together: one grid_sample per batch of regions padded to the batch's largest, the same
+    arithmetic per pixel as one call per box.
     """
     h, w = image_size
-    out = torch.zeros((len(masks), h, w), dtype=torch.bool, device=masks.device)
-    for i in range(len(masks)):
-        box = boxes[i : i + 1]
-        x0 = int(torch.clamp(box[0, 0].floor() - 1, min=0))
-        y0 = int(torch.clamp(box[0, 1].floor() - 1, min=0))
-        x1 = int(torch.clamp(box[0, 2].ceil() + 1, max=w))
-        y1 = int(torch.clamp(box[0, 3].ceil() + 1, max=h))
-        if x1 <= x0 or y1 <= y0:
-            continue
-        out[i, y0:y1, x0:x1] = _paste_one(masks[i], box[0], x0, y0, x1, y1) >= threshold
+    flat = torch.zeros(len(masks) * h * w + 1, dtype=torch.bool, device=masks.device)  # + 1: a discarded pixel
+    out = flat[:-1].view(len(masks), h, w)
+    if len(masks) == 0:
+        return out
+    x0 = torch.clamp(boxes[:, 0].floor() - 1, min=0).to(torch.int64)
+    y0 = torch.clamp(boxes[:, 1].floor() - 1, min=0).to(torch.int64)
+    x1 = torch.clamp(boxes[:, 2].ceil() + 1, max=w).to(torch.int64)
+    y1 = torch.clamp(boxes[:, 3].ceil() + 1, max=h).to(torch.int64)
+    heights, widths = (y1 - y0).clamp(min=0), (x1 - x0).clamp(min=0)
+    for batch in _region_batches(heights.tolist(), widths.tolist()):
+        index = torch.tensor(batch, dtype=torch.int64, device=masks.device)
+        _paste_batch(flat, (h, w), masks[index], boxes[index], index, y0[index], x0[index], heights[index],
+                     widths[index], threshold)
     return out
 
 
-def _paste_one(mask: torch.Tensor, box: torch.Tensor, x0: int, y0: int, x1: int, y1: int) -> torch.Tensor:
-    ys = (torch.arange(y0, y1, device=mask.device, dtype=torch.float32) + 0.5 - box[1]) / (box[3] - box[1]) * 2 - 1
-    xs = (torch.arange(x0, x1, device=mask.device, dtype=torch.float32) + 0.5 - box[0]) / (box[2] - box[0]) * 2 - 1
-    grid = torch.stack([xs[None, :].expand(len(ys), len(xs)), ys[:, None].expand(len(ys), len(xs))], dim=2)
-    sampled = F.grid_sample(mask[None, None].float(), grid[None].to(torch.float32), align_corners=False)
-    return sampled[0, 0]
+def _region_batches(heights: list[int], widths: list[int], waste: float = 2.0) -> list[list[int]]:
+    """Non-empty regions grouped (largest first) so that each group's padded size, count x max height x max
+    width, stays within `waste` times its pixels (plus 4096 per region)."""
+    order = sorted((i for i in range(len(heights)) if heights[i] > 0 and widths[i] > 0),
+                   key=lambda i: heights[i] * widths[i], reverse=True)
+    batches: list[list[int]] = []
+    for i in order:
+        if batches:
+            group = batches[-1]
+            rows, cols = max(heights[i], group[0]), max(widths[i], group[1])
+            pixels = group[2] + heights[i] * widths[i]
+            if (len(group) - 2) * rows * cols <= waste * pixels + 4096 * (len(group) - 2):
+                group[:3] = [rows, cols, pixels]
+                group.append(i)
+                continue
+        batches.append([heights[i], widths[i], heights[i] * widths[i], i])
+    return [group[3:] for group in batches]
+
+
+def _paste_batch(flat: torch.Tensor, image_size: tuple[int, int], masks: torch.Tensor, boxes: torch.Tensor,
+                 index: torch.Tensor, y0: torch.Tensor, x0: torch.Tensor, heights: torch.Tensor, widths: torch.Tensor,
+                 threshold: float) -> None:
+    """Resample `masks` (B, M, M) at the pixel centres of their regions (B rows of y0, x0, heights, widths)
+    and write the thresholded pixels into `flat` ((N * H * W + 1,) bool: masks `index` of N, then one pixel
+    that takes the padding's writes)."""
+    rows, cols = int(heights.max()), int(widths.max())
+    dev = masks.device
+    ys = torch.arange(rows, device=dev)[None, :] + y0[:, None]  # (B, rows) pixel rows, past the region: unused
+    xs = torch.arange(cols, device=dev)[None, :] + x0[:, None]
+    gy = (ys.to(torch.float32) + 0.5 - boxes[:, 1:2]) / (boxes[:, 3:4] - boxes[:, 1:2]) * 2 - 1
+    gx = (xs.to(torch.float32) + 0.5 - boxes[:, 0:1]) / (boxes[:, 2:3] - boxes[:, 0:1]) * 2 - 1
+    b = len(masks)
+    grid = torch.stack([gx[:, None, :].expand(b, rows, cols), gy[:, :, None].expand(b, rows, cols)], dim=3)
+    sampled = F.grid_sample(masks[:, None].float(), grid, align_corners=False)[:, 0] >= threshold
+    inside = ((torch.arange(rows, device=dev)[None, :, None] < heights[:, None, None])
+              & (torch.arange(cols, device=dev)[None, None, :] < widths[:, None, None]))
+    h, w = image_size
+    target = index[:, None, None] * (h * w) + ys[:, :, None] * w + xs[:, None, :]
+    flat[torch.where(inside, target, len(flat) - 1)] = sampled
 
 
 def detector_postprocess(results: Instances, output_height: int, output_width: int,
