@@ -5,10 +5,11 @@
 Per model: the parity weights, the astronaut picture's network input (as `parity_workload.py`), then backbone
 (+ FPN) calls alternating the variants call by call for `--rounds` rounds: `base` (the modules' own forward),
 `bottom` (fused bottom-up ResNet only), `fpn` (fused FPN convs only, CenterNet2 configs), `fused` (both).
-Prints min / median seconds and the worst change of each output level (max |diff| over the level's std,
-and the parity test's checks as a fraction of their 1e-5 tolerance). `--whole` also alternates whole
-Predictor calls with the fused forms off and on. The first call at a new input size packs the weights:
-`pack` is that call's time minus the steady median.
+Prints min / median seconds after two warm-up rounds (the first call at an input size builds the snapshot
+and runs the plain weights, the second packs them: `first` and `second` are those calls' seconds) and the
+worst change of each output level (max |diff| over the level's std, and the parity test's checks as a
+fraction of their 1e-5 tolerance). `--whole` also alternates whole Predictor calls with the fused forms off
+and on.
 """
 
 from __future__ import annotations
@@ -69,16 +70,13 @@ def bench_backbone(name: str, rounds: int, threads: int) -> None:
         variants["fpn"] = (False, True)
     times: dict[str, list[float]] = {v: [] for v in variants}
     outs: dict[str, dict] = {}
-    first: dict[str, float] = {}
+    warm: dict[str, list[float]] = {v: [] for v in variants}
     with torch.no_grad():
-        for r in range(rounds + 1):
+        for r in range(rounds + 2):
             for v, (bottom, fpn) in variants.items():
                 _set(model, bottom=bottom, fpn=fpn)
                 seconds, outs[v] = _timed(lambda: model.backbone(x))
-                if r:
-                    times[v].append(seconds)
-                else:
-                    first[v] = seconds
+                (times[v] if r >= 2 else warm[v]).append(seconds)
     ref = outs["base"]
     print(f"{name}: backbone{' + FPN' if 'fpn' in variants else ''} on {tuple(x.shape)}, {threads} threads")
     base_min = min(times["base"])
@@ -86,18 +84,18 @@ def bench_backbone(name: str, rounds: int, threads: int) -> None:
         moved = max(((outs[v][k] - ref[k]).abs().max() / ref[k].std()).item() for k in ref)
         parity = max(_parity_fraction(outs[v][k], ref[k]) for k in ref)
         print(f"  {v:7s} min {min(ts):.3f} med {statistics.median(ts):.3f} ({base_min / min(ts):.2f}x)"
-              f"  pack {first[v] - statistics.median(ts):+.3f}  max|d|/std {moved:.1e}  parity/tol {parity:.2f}")
+              f"  first {warm[v][0]:.3f} second {warm[v][1]:.3f}  max|d|/std {moved:.1e}  parity/tol {parity:.2f}")
 
 
 def bench_whole(name: str, rounds: int, threads: int) -> None:
     predictor = _predictor(name, threads)
     image = cv2.imread(str(SHARED / "parity/images/astronaut.jpg"))
     times: dict[str, list[float]] = {"base": [], "fused": []}
-    for r in range(rounds + 1):
+    for r in range(rounds + 2):
         for v in times:
             _set(predictor.model, bottom=v == "fused", fpn=v == "fused")
             seconds, found = _timed(lambda: len(predictor([image])[0]))
-            if r:
+            if r >= 2:
                 times[v].append(seconds)
     print(f"{name}: whole Predictor call, {found} detections")
     for v, ts in times.items():

@@ -1,10 +1,11 @@
 """CPU inference convolutions with batch norm folded in and oneDNN weights prepacked (`FusedConv`).
 
 A `FusedConv` is a snapshot of one convolution and the normalisation after it: the norm (FrozenBatchNorm2d, or
-nn.BatchNorm2d in eval mode) is folded into the weight and bias in float64 and cast to float32, and the weight
-is reordered once per input shape into oneDNN's blocked layout, so each call is one
-`torch.ops.mkldnn._convolution_pointwise` with the ReLU and the residual sum fused in. The folded result differs
-from conv -> norm by float32 rounding (~1e-6 relative; benchmarks/README.md gives the effect on the FPN).
+nn.BatchNorm2d in eval mode) is folded into the weight and bias in float64 and cast to float32, and from the
+second call at an input shape on the weight is prepacked for that shape into oneDNN's layout, so each call is
+one `torch.ops.mkldnn._convolution_pointwise` with the ReLU and the residual sum fused in. The folded result
+differs from conv -> norm by float32 rounding (~1e-6 relative; benchmarks/README.md gives the effect on the
+FPN).
 
 A snapshot never changes the module's weights; `matches` tells whether the parameters it was taken from are
 still the same tensors, unmodified (the owner rebuilds it otherwise). It is meant for `fast_path_allowed`
@@ -84,21 +85,27 @@ class FusedConv:
             self.weight, self.bias = _fold(conv, norm)
         self.padding, self.stride = list(conv.padding), list(conv.stride)
         self.dilation, self.groups = list(conv.dilation), conv.groups
-        self._packed: OrderedDict[tuple[int, ...], torch.Tensor] = OrderedDict()
+        self._packed: OrderedDict[tuple[int, ...], torch.Tensor | None] = OrderedDict()  # None: seen once
 
     def packed_weight(self, shape: torch.Size) -> torch.Tensor:
-        """The weight in oneDNN's layout for inputs of `shape` (packed once per shape, 4 shapes kept)."""
+        """The weight for inputs of `shape`: the first time a shape is seen the plain weight (oneDNN reorders
+        it during the call), from the second time on the weight reordered once into oneDNN's layout for that
+        shape. Packing costs about as much as it saves in one call, so a stream of ever new sizes (a folder
+        of photos) does not pay for it; 4 shapes are remembered, the least recently used dropped."""
         key = tuple(shape)
-        packed = self._packed.get(key)
-        if packed is None:
-            packed = torch.ops.mkldnn._reorder_convolution_weight(self.weight, self.padding, self.stride,
-                                                                 self.dilation, self.groups, list(key))
-            self._packed[key] = packed
-            if len(self._packed) > _PACKED_SHAPES:
-                self._packed.popitem(last=False)
+        if key not in self._packed:
+            self._packed[key] = None
+            packed = None
         else:
             self._packed.move_to_end(key)
-        return packed
+            packed = self._packed[key]
+            if packed is None:
+                packed = torch.ops.mkldnn._reorder_convolution_weight(self.weight, self.padding, self.stride,
+                                                                     self.dilation, self.groups, list(key))
+                self._packed[key] = packed
+        if len(self._packed) > _PACKED_SHAPES:
+            self._packed.popitem(last=False)
+        return packed if packed is not None else self.weight
 
     def __call__(self, x: torch.Tensor, relu: bool = False, residual: torch.Tensor | None = None) -> torch.Tensor:
         if not (fast_path_allowed(x) and onednn_ready() and self.weight.device == x.device):

@@ -44,19 +44,24 @@ def test_fused_equals_conv_norm_relu_residual(norm_kind, stride):
 
 
 @needs_onednn
-def test_packed_weights_cached_per_input_shape():
+def test_weights_packed_from_the_second_call_at_a_shape():
+    torch.manual_seed(0)
     conv = nn.Conv2d(4, 8, 3, padding=1)
     fused = FusedConv(conv)
     with torch.no_grad():
         small, large = torch.randn(1, 4, 8, 8), torch.randn(1, 4, 12, 10)
-        fused(small)
-        packed = fused.packed_weight(small.shape)
+        first = fused(small)
+        assert fused._packed[tuple(small.shape)] is None  # seen once: the plain weight was used
+        torch.testing.assert_close(fused(small), first, rtol=1e-6, atol=1e-6)
+        packed = fused._packed[tuple(small.shape)]
+        assert packed is not None and fused.packed_weight(small.shape) is packed
         fused(large)
+        torch.testing.assert_close(fused(large), conv(large), rtol=1e-5, atol=1e-5)  # packed for this size
         assert fused.packed_weight(small.shape) is packed  # reused, not repacked
-        for size in range(13, 18):  # more shapes than kept: the least recently used goes
+        for size in range(13, 18):  # more shapes than remembered: the least recently used goes
             fused(torch.randn(1, 4, size, size))
         assert len(fused._packed) == 4 and tuple(small.shape) not in fused._packed
-        torch.testing.assert_close(fused(large), conv(large), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(fused(small), conv(small), rtol=1e-5, atol=1e-5)
 
 
 def test_fallback_plain_ops_with_gradient_and_weights_untouched():
