@@ -47,5 +47,27 @@ def test_snapshot_notices_changed_weights():
         torch.testing.assert_close(FoldedRes5(stage)(x), stage(x).mean(dim=[2, 3]), rtol=1e-5, atol=1e-5)
 
 
+def test_canvas_path_equals_stage_and_keeps_its_input(monkeypatch):
+    """Stride-1 3x3 convs (STRIDE_IN_1X1) run channel-major through the canvas; strided ones never do."""
+    import detic_cli.modeling.roi_heads.res5_inference as res5_inference
+
+    calls = []
+    original = res5_inference.canvas_conv3x3_cm
+    monkeypatch.setattr(res5_inference, "canvas_conv3x3_cm", lambda *a, **k: calls.append(1) or original(*a, **k))
+    stage = _stage(True)
+    folded = FoldedRes5(stage)
+    assert folded.canvas and not FoldedRes5(_stage(False)).canvas
+    x = torch.randn(7, 16, 14, 14)
+    pooled = x[:, :, ::2, ::2].permute(0, 2, 3, 1).contiguous()
+    before = pooled.clone()
+    with torch.no_grad():
+        expected = stage(x).mean(dim=[2, 3])
+        got = folded.run_subsampled(pooled)
+        assert len(calls) == (2 if res5_inference.canvas_ready(pooled) else 0)
+    assert got.shape == (7, 32) and got.is_contiguous()
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    assert torch.equal(pooled, before)
+
+
 def test_unfrozen_norms_are_not_folded():
     assert not FoldedRes5.supported(_stage(True, norm="BN"))
