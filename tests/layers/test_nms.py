@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from detic_cli.layers import nms as nms_module
 from detic_cli.layers.nms import nms_top, nms_top_reference
 
 
@@ -58,3 +59,19 @@ def test_empty_and_gradient_fallback():
     boxes, scores = _boxes(100, seed=1)
     boxes.requires_grad_(True)
     assert torch.equal(nms_top(boxes, scores, 0.5, 20), nms_top_reference(boxes.detach(), scores, 0.5, 20))
+
+
+def test_tied_duplicates_keep_the_lower_index_without_fallback(monkeypatch):
+    """Identical boxes with identical scores (distinct otherwise): torchvision keeps the lower index (its sort is
+    stable); the chunked path must agree without falling back to torchvision."""
+    boxes, _ = _boxes(1200, seed=4)
+    scores = torch.randperm(1200, generator=torch.Generator().manual_seed(1)).float() / 1200
+    perm = torch.tensor([i for i in torch.randperm(1200, generator=torch.Generator().manual_seed(2)).tolist()
+                         if i % 50])  # not the empty boxes (IoU 0/0: both copies would survive, tied)
+    src, dst = perm[:200], perm[200:400]
+    boxes[dst], scores[dst] = boxes[src], scores[src]
+    expected = [nms_top_reference(boxes, scores, 0.9, top) for top in (30, 300)]
+    monkeypatch.setattr(nms_module, "nms_top_reference", lambda *a: pytest.fail("fell back to torchvision"))
+    with torch.no_grad():
+        for want, top in zip(expected, (30, 300)):
+            assert torch.equal(nms_top(boxes, scores, 0.9, top, chunk=100), want)
