@@ -3,9 +3,10 @@
 torchvision's CPU `roi_align` walks every channel plane of every bin in one thread, once per pyramid level, and
 the pooled levels are then scattered into one output. Here the levels' features are laid out once per batch as
 rows of one (sum_l N * H_l * W_l, C) table (`PyramidTable`, shared by the cascade's three box poolings and the
-mask pooling), and every output bin of every ROI is one bag of one `F.embedding_bag` call over that table: its
-bilinear corners (4 per sample point, weighted) summed, then divided by the sample count, torchvision's result
-up to float summation order, computed over all channels at once and in parallel.
+mask pooling), and every output bin of every ROI is one bag of one `F.embedding_bag` call over that table: the
+distinct bilinear corners of its sample points (samples are at most a pixel apart, so (gy + 1)(gx + 1) points
+rather than 4 gy gx), each weighted by the sum of its samples' bilinear weights over the sample count:
+torchvision's result up to float rounding, computed over all channels at once and in parallel.
 """
 
 from __future__ import annotations
@@ -39,10 +40,26 @@ class PyramidTable:
                 and all(a is b and a._version == v for a, b, v in zip(features, self._features, self._versions)))
 
 
+def _merge_axis(low: torch.Tensor, high: torch.Tensor, weight_low: torch.Tensor, weight_high: torch.Tensor,
+                size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """One axis of a group's bins, (R, B, g) sample corners and weights -> (R, B, K) distinct feature rows
+    (K consecutive indices from the bin's first corner, clamped to the map) and their summed weights.
+    Samples sit at most one pixel apart (g = ceil(bin extent)), so K is g + 1 (g + 2 at float ties): a
+    bin reads (gy + 1)(gx + 1) points instead of 4 gy gx corners."""
+    first = low[..., :1]
+    span = int((high - first).max()) + 1
+    weights = low.new_zeros(low.shape[:2] + (span,), dtype=weight_low.dtype)
+    weights.scatter_add_(2, low - first, weight_low)
+    weights.scatter_add_(2, high - first, weight_high)
+    rows = (first + torch.arange(span)).clamp_(max=size - 1)  # past the map: zero weight, any valid row
+    return rows, weights
+
+
 def _bags(table: PyramidTable, rois: torch.Tensor, level: int, scale: float, grid: tuple[int, int], pooled: int,
-          aligned: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """(rows, weights), each (R * S * S * gy * gx * 4,): the bags of `rois` (R, 5) of one level and one sample
-    grid (gy, gx), bin by bin (row-major), sample by sample, corner by corner."""
+          aligned: bool) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """(rows, weights, Ky * Kx), the first two (R * S * S * Ky * Kx,): the bags of `rois` (R, 5) of one level
+    and one sample grid (gy, gx), bin by bin (row-major): the distinct bilinear corners of the bin's samples,
+    weights summed over the samples that read them and divided by the sample count."""
     height, width = table.shapes[level]
     offset = 0.5 if aligned else 0.0
     # torchvision: roi * spatial_scale (double) - offset, rounded to float32
@@ -51,14 +68,12 @@ def _bags(table: PyramidTable, rois: torch.Tensor, level: int, scale: float, gri
     if not aligned:
         w, h = w.clamp(min=1.0), h.clamp(min=1.0)
     bins = torch.arange(pooled, dtype=torch.float32)
-    ylow, yhigh, wylow, wyhigh = sample_axis(y1, h, bins, grid[0], pooled, height)
-    xlow, xhigh, wxlow, wxhigh = sample_axis(x1, w, bins, grid[1], pooled, width)
-    base = rois[:, 0].to(torch.int64).view(-1, 1, 1, 1, 1, 1) * (height * width) + table.starts[level]
-    rows_y = torch.stack((ylow, ylow, yhigh, yhigh), -1)[:, :, None, :, None] * width
-    rows_x = torch.stack((xlow, xhigh, xlow, xhigh), -1)[:, None, :, None, :]
-    wy = torch.stack((wylow, wylow, wyhigh, wyhigh), -1)[:, :, None, :, None]
-    wx = torch.stack((wxlow, wxhigh, wxlow, wxhigh), -1)[:, None, :, None, :]
-    return (rows_y + rows_x + base).reshape(-1), (wy * wx).reshape(-1)
+    rows_y, wy = _merge_axis(*sample_axis(y1, h, bins, grid[0], pooled, height), height)
+    rows_x, wx = _merge_axis(*sample_axis(x1, w, bins, grid[1], pooled, width), width)
+    base = rois[:, 0].to(torch.int64).view(-1, 1, 1, 1, 1) * (height * width) + table.starts[level]
+    rows = rows_y[:, :, None, :, None] * width + rows_x[:, None, :, None, :] + base
+    weights = wy[:, :, None, :, None] * wx[:, None, :, None, :] / (grid[0] * grid[1])
+    return rows.reshape(-1), weights.reshape(-1), rows_y.shape[-1] * rows_x.shape[-1]
 
 
 def roi_align_levels(table: PyramidTable, rois: torch.Tensor, levels: torch.Tensor, scales: list[float],
@@ -86,16 +101,19 @@ def roi_align_levels(table: PyramidTable, rois: torch.Tensor, levels: torch.Tens
     keys = torch.stack((levels.to(torch.int64), grids[:, 0], grids[:, 1]), 1)
     groups, group_of, counts = torch.unique(keys, dim=0, return_inverse=True, return_counts=True)
     order = torch.argsort(group_of, stable=True)  # ROIs group by group
-    rows, weights = [], []
+    rows, weights, bag_sizes = [], [], []
     for (level, gy, gx), index in zip(groups.tolist(), order.split(counts.tolist())):
-        if gy and gx:  # an empty ROI extent has no sample points: zeros, as torchvision
-            part_rows, part_weights = _bags(table, rois[index], level, scales[level], (gy, gx), s, aligned)
+        size = 0  # an empty ROI extent has no sample points: zeros, as torchvision
+        if gy and gx:
+            part_rows, part_weights, size = _bags(table, rois[index], level, scales[level], (gy, gx), s, aligned)
             rows.append(part_rows)
-            weights.append(part_weights / (gy * gx))
+            weights.append(part_weights)
+        bag_sizes.append(torch.full((len(index),), size, dtype=torch.int64))
     if not rows:
         return table.table.new_zeros((r, c, s, s))
-    # the bags ROI by ROI: each ROI's S * S bags (4 * gy * gx entries each) are one block of the group-order arrays
-    bag = 4 * grids[:, 0] * grids[:, 1]
+    # the bags ROI by ROI: each ROI's S * S bags (Ky * Kx entries each) are one block of the group-order arrays
+    bag = torch.zeros(r, dtype=torch.int64)
+    bag[order] = torch.cat(bag_sizes)
     block = bag * (s * s)
     block_start = torch.empty_like(block)
     block_start[order] = torch.cumsum(block[order], 0) - block[order]
