@@ -3,8 +3,9 @@
     .venv/bin/python benchmarks/fused_backbone.py --models r18,r50,c4 [--rounds 5] [--threads 2] [--whole]
 
 Per model: the parity weights, the astronaut picture's network input (as `parity_workload.py`), then backbone
-(+ FPN) calls alternating the variants call by call for `--rounds` rounds: `base` (the modules' own forward),
-`bottom` (fused bottom-up ResNet only), `fpn` (fused FPN convs only, CenterNet2 configs), `fused` (both).
+(+ FPN) calls alternating the variants call by call for `--rounds` rounds: `base` (the modules' own forward)
+and `fused` (the ResNet's fused inference form; the FPN convolutions stay as they are: packing them measured
+no gain, benchmarks/README.md).
 Prints min / median seconds after two warm-up rounds (the first call at an input size builds the snapshot
 and runs the plain weights, the second packs them: `first` and `second` are those calls' seconds) and the
 worst change of each output level (max |diff| over the level's std, and the parity test's checks as a
@@ -25,15 +26,14 @@ from parity_workload import CONFIGS, SHARED, parity_weights
 
 from detic_cli.config import load_config
 from detic_cli.engine.model_setup import predictor_from_config
+from detic_cli.layers.fused_conv import use_fused_convolutions
 from detic_cli.modeling.backbone.fpn import FPN
 
 TOL = 1e-5
 
 
-def _set(model: torch.nn.Module, *, bottom: bool, fpn: bool) -> None:
-    for m in model.modules():
-        if hasattr(m, "fused_inference"):
-            m.fused_inference = fpn if isinstance(m, FPN) else bottom
+def _set(model: torch.nn.Module, *, fused: bool) -> None:
+    use_fused_convolutions(model, fused)
 
 
 def _parity_fraction(out: torch.Tensor, ref: torch.Tensor) -> float:
@@ -65,20 +65,19 @@ def bench_backbone(name: str, rounds: int, threads: int) -> None:
     model = predictor.model
     image = cv2.imread(str(SHARED / "parity/images/astronaut.jpg"))
     x = model.preprocess_image(predictor.prepare([image])).tensor
-    variants = {"base": (False, False), "bottom": (True, False), "fused": (True, True)}
-    if isinstance(model.backbone, FPN):
-        variants["fpn"] = (False, True)
+    variants = {"base": False, "fused": True}
     times: dict[str, list[float]] = {v: [] for v in variants}
     outs: dict[str, dict] = {}
     warm: dict[str, list[float]] = {v: [] for v in variants}
     with torch.no_grad():
         for r in range(rounds + 2):
-            for v, (bottom, fpn) in variants.items():
-                _set(model, bottom=bottom, fpn=fpn)
+            for v, fused in variants.items():
+                _set(model, fused=fused)
                 seconds, outs[v] = _timed(lambda: model.backbone(x))
                 (times[v] if r >= 2 else warm[v]).append(seconds)
     ref = outs["base"]
-    print(f"{name}: backbone{' + FPN' if 'fpn' in variants else ''} on {tuple(x.shape)}, {threads} threads")
+    what = "backbone + FPN" if isinstance(model.backbone, FPN) else "backbone"
+    print(f"{name}: {what} on {tuple(x.shape)}, {threads} threads")
     base_min = min(times["base"])
     for v, ts in times.items():
         moved = max(((outs[v][k] - ref[k]).abs().max() / ref[k].std()).item() for k in ref)
@@ -93,7 +92,7 @@ def bench_whole(name: str, rounds: int, threads: int) -> None:
     times: dict[str, list[float]] = {"base": [], "fused": []}
     for r in range(rounds + 2):
         for v in times:
-            _set(predictor.model, bottom=v == "fused", fpn=v == "fused")
+            _set(predictor.model, fused=v == "fused")
             seconds, found = _timed(lambda: len(predictor([image])[0]))
             if r >= 2:
                 times[v].append(seconds)

@@ -72,7 +72,7 @@ class Predictor:
         self.model.to(device).eval()
         self.model.input_bucket = int(input_bucket)
         use_winograd(self.model)  # CPU inference only; training (with gradient) keeps the direct convolution
-        use_fused_convolutions(self.model)  # backbone + FPN: folded, prepacked oneDNN convs (same condition)
+        use_fused_convolutions(self.model)  # ResNet backbones: folded, prepacked oneDNN convs (same condition)
         self.set_vocabulary(embeddings, class_names)
         self.scorer: RegionScorer | None = None
         if region_embeddings:

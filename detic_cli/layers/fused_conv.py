@@ -131,7 +131,7 @@ class FusedConv:
 
 def use_fused_convolutions(model: nn.Module, enabled: bool = True) -> int:
     """Switch every submodule of `model` that has an inference form with fused convolutions (an attribute
-    `fused_inference`: the ResNet backbones, the FPN) to it, or back (`enabled` False); returns how many.
+    `fused_inference`: the ResNet backbones) to it, or back (`enabled` False); returns how many.
     The forms run only for `fast_path_allowed` inputs; weights and training are unaffected."""
     parts = [m for m in model.modules() if hasattr(m, "fused_inference")]
     for part in parts:

@@ -8,8 +8,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from detic_cli.layers.fast_conv import fast_path_allowed
-from detic_cli.layers.fused_conv import FusedConv, onednn_ready, parameter_key
 from detic_cli.modeling.backbone.base import Backbone
 
 
@@ -37,11 +35,7 @@ class FPN(Backbone):
 
     Outputs `p{log2(stride)}` maps with `out_channels` channels, plus p6/p7 from the top block.
     Keys: `bottom_up.*`, `fpn_lateral{s}`, `fpn_output{s}`, `top_block.p6/p7`.
-    With `fused_inference` on, CPU float32 inference runs the lateral and output convolutions as prepacked
-    oneDNN convolutions (`FusedConv`, the top-down sum fused into the lateral one), equal up to float rounding.
     """
-
-    fused_inference = False  # set per instance by layers.fused_conv.use_fused_convolutions
 
     def __init__(self, *, bottom_up: Backbone, in_features: list[str], out_channels: int = 256,
                  top_block: LastLevelP6P7 | None = None, fuse_type: str = "sum") -> None:
@@ -69,40 +63,20 @@ class FPN(Backbone):
         self.out_channels = {f: out_channels for f in self.out_features}
         self.out_strides = {f"p{s}": 2**s for s in levels}
         self.size_divisibility = strides[-1]
-        self._fused: tuple[tuple, dict[str, FusedConv]] | None = None  # (parameter key, convs by name)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         bottom = self.bottom_up(x)
-        fused = self._fused_convs(x)
         outputs: list[torch.Tensor] = []
         prev: torch.Tensor | None = None
         for name, stage in reversed(list(zip(self.in_features, self._stages))):
-            top_down = F.interpolate(prev, scale_factor=2.0, mode="nearest") if prev is not None else None
-            if fused is not None:
-                prev = fused[f"fpn_lateral{stage}"](bottom[name], residual=top_down)
-                outputs.insert(0, fused[f"fpn_output{stage}"](prev))
-                continue
             lateral = getattr(self, f"fpn_lateral{stage}")(bottom[name])
-            if top_down is not None:
-                lateral = lateral + top_down
+            if prev is not None:
+                lateral = lateral + F.interpolate(prev, scale_factor=2.0, mode="nearest")
                 if self.fuse_type == "avg":
                     lateral = lateral / 2
             prev = lateral
             outputs.insert(0, getattr(self, f"fpn_output{stage}")(prev))
-        if fused is not None:  # FusedConv results are channels-last
-            outputs = [out.contiguous() for out in outputs]
         if self.top_block is not None:
             p5 = outputs[self.out_features.index(self.top_block.in_feature)]
             outputs.extend(self.top_block(p5))
         return dict(zip(self.out_features, outputs))
-
-    def _fused_convs(self, x: torch.Tensor) -> dict[str, FusedConv] | None:
-        """Snapshots of the lateral and output convs (rebuilt when their parameters change) where
-        `fused_inference` is on, `x` takes the fast path and the levels are summed (`fuse_type` "sum")."""
-        if not (self.fused_inference and self.fuse_type == "sum" and fast_path_allowed(x) and onednn_ready()):
-            return None
-        names = [f"fpn_{kind}{stage}" for stage in self._stages for kind in ("lateral", "output")]
-        key = tuple(parameter_key(getattr(self, n)) for n in names)
-        if self._fused is None or self._fused[0] != key:
-            self._fused = (key, {n: FusedConv(getattr(self, n)) for n in names})
-        return self._fused[1]

@@ -1,4 +1,4 @@
-"""The fused inference form of the ResNet backbones and the FPN equals the modules' own forward."""
+"""The fused inference form of the ResNet backbones equals the modules' own forward."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import torch
 from torch import nn
 
 from detic_cli.layers.fused_conv import onednn_ready, use_fused_convolutions
-from detic_cli.modeling.backbone.fpn import FPN, LastLevelP6P7
 from detic_cli.modeling.backbone.resnet import ResNet
 from detic_cli.modeling.backbone.timm_resnet import TimmResNet
 
@@ -66,14 +65,6 @@ def test_detectron2_bottleneck_resnet_fused_equals_forward():
     basic = _randomize_norms(ResNet(depth=18, res2_out_channels=64, stem_out_channels=16,
                                     out_features=["res3", "res5"]))
     _assert_close(*_both(basic, torch.randn(1, 3, 64, 64)))
-
-
-def test_fpn_over_timm_resnet_fused_equals_forward(timm_r18):
-    fpn = FPN(bottom_up=timm_r18, in_features=["layer3", "layer4", "layer5"], out_channels=32,
-              top_block=LastLevelP6P7(32, 32)).eval()
-    own, fused = _both(fpn, torch.randn(1, 3, 64, 64))
-    _assert_close(own, fused)
-    assert fpn._fused is not None
 
 
 def test_snapshot_follows_weight_changes(timm_r18):
