@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 from collections.abc import Callable
 
@@ -28,8 +29,12 @@ from detic_cli.engine.model_setup import predictor_from_config
 
 
 def stage_modules(model: nn.Module) -> dict[str, nn.Module]:
-    """The timed parts of a CenterNet2 cascade model, by label."""
+    """The timed parts of a CenterNet2 cascade model or a C4 (RPN + res5 heads) model, by label."""
     heads = model.roi_heads
+    if hasattr(heads, "res5"):
+        return {"backbone (res2-res4)": model.backbone, "proposals (RPN, all)": model.proposal_generator,
+                "RPN head convs": model.proposal_generator.rpn_head, "ROI heads (all)": heads,
+                "box predictor (1000 proposals)": heads.box_predictor}
     parts = {"backbone (bottom-up)": model.backbone.bottom_up, "backbone + FPN": model.backbone,
              "proposals (all)": model.proposal_generator,
              "proposals: CenterNet head convs": model.proposal_generator.centernet_head,
@@ -58,6 +63,20 @@ def instrument(model: nn.Module, clock: Callable[[], float], totals: dict[str, f
         return out
 
     meta_arch.detector_postprocess = timed_postprocess
+    heads = model.roi_heads
+    if hasattr(heads, "res5"):  # C4: pooling + res5 is a method (the folded res5 runs without its modules)
+        for key, name in (("ROI pooling + res5", "box_features"), ("per-class NMS (fast_rcnn_inference)", None)):
+            owner, attr = (heads, name) if name else (sys.modules[type(heads).__module__], "fast_rcnn_inference")
+            setattr(owner, attr, _timed(getattr(owner, attr), key, clock, totals))
+
+
+def _timed(fn: Callable, key: str, clock: Callable[[], float], totals: dict[str, float]) -> Callable:
+    def wrapper(*args, **kwargs):
+        t = clock()
+        out = fn(*args, **kwargs)
+        totals[key] = totals.get(key, 0.0) + clock() - t
+        return out
+    return wrapper
 
 
 def profile(config: str, *, calls: int, threads: int, cpu_time: bool, ops: int) -> dict[str, float]:
@@ -93,7 +112,7 @@ def profile(config: str, *, calls: int, threads: int, cpu_time: bool, ops: int) 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", default="r18", help=f"comma-separated: {', '.join(CONFIGS)} (CenterNet2 ones)")
+    parser.add_argument("--models", default="r18", help=f"comma-separated: {', '.join(CONFIGS)} (CenterNet2 and c4)")
     parser.add_argument("--calls", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--cpu-time", action="store_true")
