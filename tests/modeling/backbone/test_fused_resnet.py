@@ -39,7 +39,7 @@ def _both(model: nn.Module, x: torch.Tensor) -> tuple[dict, dict]:
     return own, fused
 
 
-def _assert_close(own: dict, fused: dict) -> None:
+def assert_fused_matches(own: dict, fused: dict) -> None:
     assert own.keys() == fused.keys()
     for name in own:
         scale = own[name].std().item()
@@ -53,7 +53,7 @@ def timm_r18() -> TimmResNet:
 
 def test_timm_resnet18_fused_equals_forward(timm_r18):
     own, fused = _both(timm_r18, torch.randn(1, 3, 64, 96))
-    _assert_close(own, fused)
+    assert_fused_matches(own, fused)
     assert timm_r18._fused is not None
 
 
@@ -61,10 +61,10 @@ def test_detectron2_bottleneck_resnet_fused_equals_forward():
     model = _randomize_norms(ResNet(depth=50, stem_out_channels=8, res2_out_channels=32, width_per_group=8,
                                     out_features=["stem", "res2", "res3", "res4"], norm="BN"))
     own, fused = _both(model, torch.randn(2, 3, 48, 40))
-    _assert_close(own, fused)
+    assert_fused_matches(own, fused)
     basic = _randomize_norms(ResNet(depth=18, res2_out_channels=64, stem_out_channels=16,
                                     out_features=["res3", "res5"]))
-    _assert_close(*_both(basic, torch.randn(1, 3, 64, 64)))
+    assert_fused_matches(*_both(basic, torch.randn(1, 3, 64, 64)))
 
 
 def test_snapshot_follows_weight_changes(timm_r18):
@@ -76,7 +76,7 @@ def test_snapshot_follows_weight_changes(timm_r18):
         timm_r18.base.bn1.running_mean.add_(0.1)
     own, fused = _both(timm_r18, x)
     assert timm_r18._fused is not before
-    _assert_close(own, fused)
+    assert_fused_matches(own, fused)
 
 
 def test_gradient_training_mode_and_unfused_keep_the_modules_forward():
