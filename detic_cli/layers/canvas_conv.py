@@ -117,8 +117,8 @@ def canvas_conv3x3(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
                    relu: bool = False) -> torch.Tensor:
     """`F.conv2d(x, weight, bias, padding=1)` (then ReLU if `relu`) for (R, C, S, S) maps -> (R, C_out, S, S).
 
-    Through the canvas where `canvas_ready(x)`; otherwise (gradient, CUDA, autocast, tracing, no NNPACK)
-    the ordinary convolution. weight: (C_out, C, 3, 3); bias: (C_out,) or None.
+    Through the canvas where `canvas_ready(x)` and the maps are square; otherwise (gradient, CUDA, autocast,
+    tracing, no NNPACK, H != W) the ordinary convolution. weight: (C_out, C, 3, 3); bias: (C_out,) or None.
     """
     if not canvas_ready(x) or x.shape[0] == 0 or x.shape[-1] != x.shape[-2]:
         y = F.conv2d(x, weight, bias, padding=1)

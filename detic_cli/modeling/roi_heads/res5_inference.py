@@ -116,7 +116,10 @@ class FoldedRes5:
         """(R, H / subsample, W / subsample, C_in) channels-last pooled regions, already subsampled (every
         `subsample`-th row and column) -> (R, C_out) as `__call__`."""
         if self.canvas and canvas_ready(x) and x.shape[0] > 0 and x.shape[1] == x.shape[2]:
-            return self._run_channel_major(x)
+            try:
+                return self._run_channel_major(x)
+            except RuntimeError:  # NNPACK refuses some sizes (e.g. out of workspace): the oneDNN path below
+                pass
         source = x
         x = x.contiguous()
         if x.data_ptr() == source.data_ptr():
