@@ -77,8 +77,8 @@ def _record_pooler(heads) -> list[tuple[list[torch.Tensor], torch.Tensor]]:
     calls = []
     original = heads.box_pooler.forward
 
-    def recording(features, boxes):
-        pooled = original(features, boxes)
+    def recording(features, boxes, **kwargs):
+        pooled = original(features, boxes, **kwargs)
         pooled.retain_grad()
         calls.append(([b.tensor.clone() for b in boxes], pooled))
         return pooled
