@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from detic_cli.layers.roi_align_nhwc import sample_axis
+from detic_cli.layers.roi_align_nhwc import sample_axis, sample_grids
 
 __all__ = ["PyramidTable", "roi_align_levels"]
 
@@ -91,13 +91,9 @@ def roi_align_levels(table: PyramidTable, rois: torch.Tensor, levels: torch.Tens
     rois = rois.to(torch.float32)
     scale = torch.tensor(scales, dtype=torch.float64)[levels]
     starts = (rois[:, 1:3].double() * scale[:, None] - (0.5 if aligned else 0.0)).float()
-    lengths = ((rois[:, 3:5].double() * scale[:, None] - (0.5 if aligned else 0.0)).float() - starts).flip(1)
-    if not aligned:
-        lengths = lengths.clamp(min=1.0)
-    if sampling_ratio > 0:
-        grids = torch.full(lengths.shape, sampling_ratio, dtype=torch.int64)
-    else:
-        grids = torch.ceil(lengths / s).to(torch.int64).clamp(min=0)
+    _, grids = sample_grids(
+        ((rois[:, 3:5].double() * scale[:, None] - (0.5 if aligned else 0.0)).float() - starts).flip(1),
+        output_size=s, sampling_ratio=sampling_ratio, aligned=aligned)
     keys = torch.stack((levels.to(torch.int64), grids[:, 0], grids[:, 1]), 1)
     groups, group_of, counts = torch.unique(keys, dim=0, return_inverse=True, return_counts=True)
     order = torch.argsort(group_of, stable=True)  # ROIs group by group

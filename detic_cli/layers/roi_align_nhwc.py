@@ -34,6 +34,18 @@ def sample_axis(start: torch.Tensor, length: torch.Tensor, bins: torch.Tensor, g
     return low, high, (1 - frac) * inside, frac * inside
 
 
+def sample_grids(lengths: torch.Tensor, *, output_size: int, sampling_ratio: int,
+                 aligned: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """(R, 2) ROI extents (h, w) in feature pixels -> (extents, (R, 2) int64 samples per bin and axis), as
+    torchvision's ROIAlign: legacy (not `aligned`) extents are at least 1 px; `sampling_ratio` > 0 fixes the
+    count, 0 makes it ceil(extent / output_size) per ROI (ROIAlignV2's adaptive sampling)."""
+    if not aligned:
+        lengths = lengths.clamp(min=1.0)
+    if sampling_ratio > 0:
+        return lengths, torch.full(lengths.shape, sampling_ratio, dtype=torch.int64)
+    return lengths, torch.ceil(lengths / output_size).to(torch.int64).clamp(min=0)
+
+
 def _group(table: torch.Tensor, rois: torch.Tensor, shape: tuple[int, int], scale: float, offset: float,
            grid: tuple[int, int], bins: torch.Tensor, pooled: int, aligned: bool) -> torch.Tensor:
     """(R, B, B, C) pooled bins of `rois` that all have `grid` = (samples along y, along x) per bin."""
@@ -76,13 +88,8 @@ def roi_align_nhwc(features: torch.Tensor, rois: torch.Tensor, output_size: int,
         return out
     rois = rois.to(torch.float32)
     start = rois[:, 1:3] * spatial_scale - offset  # (x, y), as torchvision rounds them
-    lengths = (rois[:, 3:5] * spatial_scale - offset - start).flip(1)  # (h, w)
-    if not aligned:
-        lengths = lengths.clamp(min=1.0)
-    if sampling_ratio > 0:
-        grids = torch.full(lengths.shape, sampling_ratio, dtype=torch.int64)
-    else:
-        grids = torch.ceil(lengths / output_size).to(torch.int64).clamp(min=0)
+    lengths, grids = sample_grids((rois[:, 3:5] * spatial_scale - offset - start).flip(1),  # (h, w)
+                                  output_size=output_size, sampling_ratio=sampling_ratio, aligned=aligned)
     for key in torch.unique(grids, dim=0).tolist():
         if key[0] == 0 or key[1] == 0:
             continue  # an empty ROI extent has no sample points: zeros, as torchvision
