@@ -33,8 +33,9 @@ def _parallel_roi_align(feature: torch.Tensor, rois: torch.Tensor, output_size: 
 
 
 def pools_by_gather(feature: torch.Tensor) -> bool:
-    """Whether pooling gathers from a channels-last table (`roi_align_levels`): CPU float32 inference only
-    (it reads per-ROI sample counts back to the host, free there; CUDA keeps torchvision's kernel)."""
+    """Whether pooling gathers from a channels-last table (`roi_align_levels` here, `roi_align_nhwc` in the C4
+    head): CPU float32 inference only (it reads per-ROI sample counts back to the host, free there; CUDA keeps
+    torchvision's kernel)."""
     return fast_path_allowed(feature)
 
 

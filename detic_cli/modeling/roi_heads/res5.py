@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from detic_cli.layers.roi_align_nhwc import roi_align_nhwc
-from detic_cli.layers.roi_pooler import ROIPooler, boxes_to_rois
+from detic_cli.layers.roi_pooler import ROIPooler, boxes_to_rois, pools_by_gather
 from detic_cli.modeling.roi_heads.box_losses import FastRCNNLosses
 from detic_cli.modeling.roi_heads.fast_rcnn import DeticBoxPredictor, fast_rcnn_inference
 from detic_cli.modeling.roi_heads.res5_inference import FoldedRes5
@@ -15,11 +15,6 @@ from detic_cli.modeling.roi_heads.sampling import ProposalSampler
 from detic_cli.modeling.roi_heads.weak_supervision import BatchClassifier, WeakSupervision
 from detic_cli.structures import Instances
 
-
-def pools_by_gather(feature: torch.Tensor) -> bool:
-    """Whether inference pools with `roi_align_nhwc`: on the CPU only (it reads per-ROI sample counts back to
-    the host, free there; CUDA keeps torchvision's kernel and no host read)."""
-    return feature.device.type == "cpu"
 
 class CustomRes5ROIHeads(nn.Module):
     """Inference: ROIAlign on `in_features` (one map), `res5`, spatial mean, zero-shot predictor, then

@@ -20,6 +20,7 @@ from torch import nn
 
 from detic_cli.layers.batch_norm import FrozenBatchNorm2d
 from detic_cli.layers.canvas_conv import canvas_conv3x3_cm, canvas_ready
+from detic_cli.layers.fused_conv import parameter_key
 from detic_cli.modeling.backbone.resnet import BottleneckBlock
 
 __all__ = ["FoldedRes5"]
@@ -102,7 +103,7 @@ class FoldedRes5:
 
     @staticmethod
     def key(stage: nn.Module) -> tuple:
-        return tuple((t.data_ptr(), t._version) for t in stage.state_dict(keep_vars=True).values())
+        return parameter_key(stage)
 
     def matches(self, stage: nn.Module) -> bool:
         return self._key == self.key(stage)
