@@ -38,16 +38,30 @@ def conv3x3(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
     x: (N, C, H, W) float32 -> (N, C_out, H, W). Winograd needs ~2.3x fewer multiplications than a direct
     3x3 convolution; on batches of ROI features (N > 1) it is ~2x faster than oneDNN on AVX2 CPUs.
     """
-    if not (fast_path_allowed(x) and nnpack_ready()):
+    if not (fast_path_allowed(x) and nnpack_ready() and winograd_pays(x)):
         return conv(x)
     bias = conv.bias if conv.bias is not None else x.new_zeros(conv.out_channels)
     return torch._nnpack_spatial_convolution(x.contiguous(), conv.weight, bias, [1, 1])
 
 
+# Below this many output positions (batch x height x width) oneDNN's direct convolution is as fast as NNPACK's
+# Winograd on AVX2 or faster (256 -> 256 channels: 28x28 5.5 vs 5.4 ms, 14x14 4.6 vs 1.5, 7x7 4.1 vs 0.5;
+# benchmarks/README.md), and it is the original's kernel: small maps take it. (Thin outputs such as the
+# 1-channel heatmap stay on NNPACK: moving them moved cxt_astronaut's masks.)
+WINOGRAD_MIN_POSITIONS = 1024
+
+
+def winograd_pays(x: torch.Tensor) -> bool:
+    """NNPACK's Winograd is worth its transforms for this (N, C, H, W) input."""
+    n, _, h, w = x.shape
+    return n * h * w >= WINOGRAD_MIN_POSITIONS
+
+
 def _winograd_conv_forward(conv: nn.Conv2d, x: torch.Tensor, weight: torch.Tensor,
                            bias: torch.Tensor | None) -> torch.Tensor:
-    """`conv._conv_forward` of a conv set up by `use_winograd`: NNPACK where allowed, else the class's own."""
-    if fast_path_allowed(x) and nnpack_ready():
+    """`conv._conv_forward` of a conv set up by `use_winograd`: NNPACK where allowed and `winograd_pays`, else
+    the class's own."""
+    if fast_path_allowed(x) and nnpack_ready() and winograd_pays(x):
         bias = bias if bias is not None else x.new_zeros(weight.shape[0])
         try:
             return torch._nnpack_spatial_convolution(x.contiguous(), weight, bias, [1, 1])

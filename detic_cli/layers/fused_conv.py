@@ -107,7 +107,10 @@ class FusedConv:
             self._packed.popitem(last=False)
         return packed if packed is not None else self.weight
 
-    def __call__(self, x: torch.Tensor, relu: bool = False, residual: torch.Tensor | None = None) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, relu: bool = False, residual: torch.Tensor | None = None,
+                 into_residual: bool = False) -> torch.Tensor:
+        """conv(x) [+ residual] [then ReLU]. `into_residual`: the result may be written over `residual` (the
+        caller holds no other reference to it), which saves allocating (and page-faulting) a new output."""
         if not (fast_path_allowed(x) and onednn_ready() and self.weight.device == x.device):
             return self.plain(x, relu=relu, residual=residual)
         x = x.contiguous(memory_format=torch.channels_last)
@@ -116,9 +119,11 @@ class FusedConv:
         args = (self.bias, self.padding, self.stride, self.dilation, self.groups)
         if residual is None:
             return torch.ops.mkldnn._convolution_pointwise(x, weight, *args, unary, [], "")
+        post = ("add", None, "relu" if relu else None, [], "")
+        if into_residual and residual.is_contiguous(memory_format=torch.channels_last) and residual.dtype == x.dtype:
+            return torch.ops.mkldnn._convolution_pointwise_.binary(residual, x, weight, *args, *post)
         residual = residual.contiguous(memory_format=torch.channels_last)
-        return torch.ops.mkldnn._convolution_pointwise.binary(x, residual, weight, *args, "add", None,
-                                                              "relu" if relu else None, [], "")
+        return torch.ops.mkldnn._convolution_pointwise.binary(x, residual, weight, *args, *post)
 
     def plain(self, x: torch.Tensor, relu: bool = False, residual: torch.Tensor | None = None) -> torch.Tensor:
         """The same folded convolution through the ordinary operators (any device, dtype or autograd mode)."""

@@ -5,7 +5,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from detic_cli.layers.fast_conv import blocks_to_image, conv3x3, deconv2x2_relu, fast_path_allowed, pointwise
+from detic_cli.layers.fast_conv import (
+    blocks_to_image,
+    conv3x3,
+    deconv2x2_relu,
+    fast_path_allowed,
+    pointwise,
+    winograd_pays,
+)
 from detic_cli.modeling.roi_heads.mask_head import MaskRCNNConvUpsampleHead
 
 
@@ -19,11 +26,24 @@ def _filled(module: nn.Module) -> nn.Module:
 
 def test_winograd_conv_matches_the_direct_convolution():
     conv = _filled(nn.Conv2d(8, 6, 3, padding=1))
-    x = torch.randn(3, 8, 14, 14)  # the mask head's ROI size (Winograd rounding: ~1e-6 of the values here)
+    x = torch.randn(6, 8, 14, 14)  # the mask head's ROI size (Winograd rounding: ~1e-6 of the values here)
     with torch.no_grad():
         assert torch.allclose(conv3x3(conv, x), conv(x), rtol=1e-4, atol=1e-5)
     x.requires_grad_(True)
     assert conv3x3(conv, x).requires_grad  # with gradient: the ordinary convolution
+
+
+def test_small_maps_take_the_direct_convolution(monkeypatch):
+    calls = []
+    nnpack = torch._nnpack_spatial_convolution
+    monkeypatch.setattr(torch, "_nnpack_spatial_convolution", lambda *a: calls.append(a[0].shape) or nnpack(*a))
+    conv = _filled(nn.Conv2d(8, 6, 3, padding=1))
+    small, large = torch.randn(5, 8, 14, 14), torch.randn(1, 8, 40, 40)  # 980 and 1600 output positions
+    assert not winograd_pays(small) and winograd_pays(large)
+    with torch.no_grad():
+        assert torch.equal(conv3x3(conv, small), conv(small))  # oneDNN: the very same kernel as the module's
+        conv3x3(conv, large)
+    assert calls == ([large.shape] if torch.backends.nnpack.is_available() else [])
 
 
 def test_deconv_gemm_and_pointwise_match_the_modules():

@@ -62,12 +62,14 @@ class _FusedBlock:
         self.main = [FusedConv(conv, norm) for conv, norm in main]
         self.shortcut = FusedConv(*shortcut) if shortcut is not None else None
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        residual = self.shortcut(x) if self.shortcut is not None else x
+    def __call__(self, x: torch.Tensor, overwrite_input: bool = False) -> torch.Tensor:
+        """`overwrite_input`: x is the caller's own temporary, so an identity shortcut's sum may land in it."""
+        fresh = self.shortcut is not None
+        residual = self.shortcut(x) if fresh else x
         y = x
         for conv in self.main[:-1]:
             y = conv(y, relu=True)
-        return self.main[-1](y, relu=True, residual=residual)
+        return self.main[-1](y, relu=True, residual=residual, into_residual=fresh or overwrite_input)
 
 
 class FusedResNet:
@@ -98,8 +100,8 @@ class FusedResNet:
         return y, F.max_pool2d(y, kernel_size=3, stride=2, padding=1)
 
     def stage(self, index: int, x: torch.Tensor) -> torch.Tensor:
-        for block in self._stages[index]:
-            x = block(x)
+        for k, block in enumerate(self._stages[index]):
+            x = block(x, overwrite_input=k > 0)  # the stage's input may be a returned feature: never written
         return x
 
 

@@ -67,6 +67,16 @@ def test_detectron2_bottleneck_resnet_fused_equals_forward():
     assert_fused_matches(*_both(basic, torch.randn(1, 3, 64, 64)))
 
 
+def test_sums_written_in_place_never_touch_a_returned_feature():
+    # res2's first block has an identity shortcut: its input is the returned "stem" feature (must stay as is),
+    # while later blocks write their residual sums over their own inputs.
+    model = _randomize_norms(ResNet(depth=18, res2_out_channels=64, stem_out_channels=64,
+                                    out_features=["stem", "res2", "res3"]))
+    own, fused = _both(model, torch.randn(1, 3, 64, 64))
+    assert_fused_matches(own, fused)
+    assert model._fused is not None
+
+
 def test_snapshot_follows_weight_changes(timm_r18):
     x = torch.randn(1, 3, 64, 64)
     _both(timm_r18, x)
