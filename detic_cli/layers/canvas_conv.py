@@ -10,8 +10,8 @@ Canvas of maps of side S laid out `cols` per row: cell (i, j) starts at pixel (i
 the canvas is (rows * (S + 1) - 1) x (cols * (S + 1) - 1). Unused cells of the last row stay zero.
 
 Layouts: "channel-major" (C, R, S, S) tensors (the whole batch of one channel contiguous) pack and unpack
-with short contiguous runs and are what the C4 res5 head uses between its 1x1 GEMMs; `canvas_conv3x3` also
-takes the ordinary (R, C, S, S). The rounding is Winograd's (~1e-6 relative, as `fast_conv.conv3x3`).
+with short contiguous runs and are what the C4 res5 head uses between its 1x1 GEMMs (an (R, C, S, S) batch
+is `x.transpose(0, 1)`). The rounding is Winograd's (~1e-6 relative, as `fast_conv.conv3x3`).
 """
 
 from __future__ import annotations
@@ -20,11 +20,10 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from detic_cli.layers.fast_conv import fast_path_allowed, nnpack_ready
 
-__all__ = ["CanvasGrid", "canvas_conv3x3", "canvas_conv3x3_cm", "canvas_ready"]
+__all__ = ["CanvasGrid", "canvas_conv3x3_cm", "canvas_ready"]
 
 MAX_MAPS = 1024  # maps per canvas: bounds the canvas (and NNPACK's buffers) for large ROI batches
 
@@ -111,18 +110,3 @@ def canvas_conv3x3_cm(maps: torch.Tensor, weight: torch.Tensor, bias: torch.Tens
         result = torch._nnpack_spatial_convolution(canvas[None], weight, bias, [1, 1])[0]
         grid.unpack(result, out[:, start:start + grid.count], relu=relu)
     return out
-
-
-def canvas_conv3x3(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, *,
-                   relu: bool = False) -> torch.Tensor:
-    """`F.conv2d(x, weight, bias, padding=1)` (then ReLU if `relu`) for (R, C, S, S) maps -> (R, C_out, S, S).
-
-    Through the canvas where `canvas_ready(x)` and the maps are square; otherwise (gradient, CUDA, autocast,
-    tracing, no NNPACK, H != W) the ordinary convolution. weight: (C_out, C, 3, 3); bias: (C_out,) or None.
-    """
-    if not canvas_ready(x) or x.shape[0] == 0 or x.shape[-1] != x.shape[-2]:
-        y = F.conv2d(x, weight, bias, padding=1)
-        return y.relu() if relu else y
-    bias = bias if bias is not None else x.new_zeros(weight.shape[0])
-    y = canvas_conv3x3_cm(x.transpose(0, 1), weight.contiguous(), bias.contiguous(), relu=relu)
-    return y.transpose(0, 1)

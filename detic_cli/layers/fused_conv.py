@@ -51,7 +51,7 @@ def parameter_key(module: nn.Module) -> tuple:
     return tuple((t.data_ptr(), t._version) for t in (*module.parameters(), *module.buffers()))
 
 
-def _fold(conv: nn.Conv2d, norm: nn.Module | None) -> tuple[torch.Tensor, torch.Tensor]:
+def fold_conv_norm(conv: nn.Conv2d, norm: nn.Module | None) -> tuple[torch.Tensor, torch.Tensor]:
     """(weight, bias) of conv -> norm as one convolution, folded in float64, returned in float32."""
     weight = conv.weight.detach().double()
     bias = conv.bias.detach().double() if conv.bias is not None else weight.new_zeros(weight.shape[0])
@@ -82,7 +82,7 @@ class FusedConv:
         if conv.padding_mode != "zeros" or isinstance(conv.padding, str) or not foldable_norm(norm):
             raise ValueError(f"FusedConv: cannot fold {conv} with {norm}")
         with torch.no_grad():
-            self.weight, self.bias = _fold(conv, norm)
+            self.weight, self.bias = fold_conv_norm(conv, norm)
         self.padding, self.stride = list(conv.padding), list(conv.stride)
         self.dilation, self.groups = list(conv.dilation), conv.groups
         self._packed: OrderedDict[tuple[int, ...], torch.Tensor | None] = OrderedDict()  # None: seen once

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
@@ -34,23 +36,33 @@ def paste_masks_in_image(masks: torch.Tensor, boxes: torch.Tensor, image_size: t
     return out
 
 
+@dataclass
+class _RegionGroup:
+    """Regions pasted together: their largest height and width, their summed pixels, their indices."""
+
+    rows: int
+    cols: int
+    pixels: int
+    members: list[int]
+
+
 def _region_batches(heights: list[int], widths: list[int], waste: float = 2.0) -> list[list[int]]:
     """Non-empty regions grouped (largest first) so that each group's padded size, count x max height x max
     width, stays within `waste` times its pixels (plus 4096 per region)."""
     order = sorted((i for i in range(len(heights)) if heights[i] > 0 and widths[i] > 0),
                    key=lambda i: heights[i] * widths[i], reverse=True)
-    batches: list[list[int]] = []
+    groups: list[_RegionGroup] = []
     for i in order:
-        if batches:
-            group = batches[-1]
-            rows, cols = max(heights[i], group[0]), max(widths[i], group[1])
-            pixels = group[2] + heights[i] * widths[i]
-            if (len(group) - 2) * rows * cols <= waste * pixels + 4096 * (len(group) - 2):
-                group[:3] = [rows, cols, pixels]
-                group.append(i)
+        if groups:
+            group, count = groups[-1], len(groups[-1].members) + 1
+            rows, cols = max(heights[i], group.rows), max(widths[i], group.cols)
+            pixels = group.pixels + heights[i] * widths[i]
+            if count * rows * cols <= waste * pixels + 4096 * count:
+                group.rows, group.cols, group.pixels = rows, cols, pixels
+                group.members.append(i)
                 continue
-        batches.append([heights[i], widths[i], heights[i] * widths[i], i])
-    return [group[3:] for group in batches]
+        groups.append(_RegionGroup(heights[i], widths[i], heights[i] * widths[i], [i]))
+    return [group.members for group in groups]
 
 
 def _paste_batch(flat: torch.Tensor, image_size: tuple[int, int], masks: torch.Tensor, boxes: torch.Tensor,

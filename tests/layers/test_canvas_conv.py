@@ -6,7 +6,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from detic_cli.layers.canvas_conv import CanvasGrid, canvas_conv3x3, canvas_conv3x3_cm, canvas_ready
+from detic_cli.layers.canvas_conv import CanvasGrid, canvas_conv3x3_cm, canvas_ready
+from detic_cli.layers.fast_conv import nnpack_ready
+
+needs_nnpack = pytest.mark.skipif(not nnpack_ready(), reason="torch built without NNPACK")
 
 
 def _inputs(count: int, size: int, channels: int, out_channels: int = 5, seed: int = 0):
@@ -32,25 +35,24 @@ def test_grid_geometry_and_zero_separators():
     assert torch.equal(small.unpack(canvas, out), torch.arange(1.0, 21.0).view(1, 5, 2, 2))
 
 
+@needs_nnpack
 @pytest.mark.parametrize("count,size,channels", [(1, 7, 4), (5, 7, 3), (13, 5, 2), (6, 14, 3)])
 @pytest.mark.parametrize("relu", [False, True])
 def test_equals_conv2d(count, size, channels, relu):
     x, weight, bias = _inputs(count, size, channels)
     with torch.no_grad():
         expected = F.conv2d(x, weight, bias, padding=1)
-        got = canvas_conv3x3(x, weight, bias, relu=relu)
+        got = canvas_conv3x3_cm(x.transpose(0, 1), weight, bias, relu=relu).transpose(0, 1)
     assert got.shape == expected.shape
     torch.testing.assert_close(got, expected.relu() if relu else expected, rtol=1e-4, atol=1e-4)
 
 
+@needs_nnpack
 def test_chunks_and_reused_canvases_with_stale_cells():
     """Chunks of at most `max_maps` maps; a canvas reused for fewer maps keeps old cells, fenced by zeros."""
     x, weight, bias = _inputs(11, 6, 3, seed=1)
     canvases: dict = {}
     with torch.no_grad():
-        if not canvas_ready(x):  # no NNPACK in this build: the public wrapper's fallback is tested elsewhere
-            assert torch.equal(canvas_conv3x3(x, weight, bias), F.conv2d(x, weight, bias, padding=1))
-            return
         full = canvas_conv3x3_cm(x.transpose(0, 1), weight, bias, max_maps=4, canvases=canvases)
         assert len(canvases) == 1  # 11 maps in chunks of 4, 4, 3: one 2 x 2 grid shared by all three
         fewer = canvas_conv3x3_cm(x[:7].transpose(0, 1), weight, bias, max_maps=4, canvases=canvases)
@@ -59,11 +61,9 @@ def test_chunks_and_reused_canvases_with_stale_cells():
     torch.testing.assert_close(fewer, expected[:, :7], rtol=1e-4, atol=1e-4)
 
 
-def test_gradient_takes_the_ordinary_convolution():
-    x, weight, bias = _inputs(3, 7, 2)
-    x.requires_grad_(True)
-    got = canvas_conv3x3(x, weight, bias, relu=True)
-    assert got.requires_grad
-    assert torch.equal(got, F.conv2d(x, weight, bias, padding=1).relu())
-    got.sum().backward()
-    assert x.grad is not None and x.grad.shape == x.shape
+def test_only_gradient_free_cpu_float32_takes_the_canvas():
+    x = torch.randn(2, 3, 7, 7)
+    with torch.no_grad():
+        assert canvas_ready(x) == torch.backends.nnpack.is_available()
+        assert not canvas_ready(x.double())
+    assert not canvas_ready(x)  # gradient recorded: the ordinary convolution

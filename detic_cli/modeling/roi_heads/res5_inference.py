@@ -20,7 +20,7 @@ from torch import nn
 
 from detic_cli.layers.batch_norm import FrozenBatchNorm2d
 from detic_cli.layers.canvas_conv import canvas_conv3x3_cm, canvas_ready
-from detic_cli.layers.fused_conv import parameter_key
+from detic_cli.layers.fused_conv import fold_conv_norm, parameter_key
 from detic_cli.modeling.backbone.resnet import BottleneckBlock
 
 __all__ = ["FoldedRes5"]
@@ -29,19 +29,15 @@ _Folded = tuple[torch.Tensor, torch.Tensor, int]  # weight, bias, stride
 
 
 def _fold(conv: nn.Conv2d) -> _Folded:
-    """(weight * scale, shift, stride) of a bias-free conv followed by its FrozenBatchNorm2d `norm`.
-
-    1x1 weights come back as (C_in, C_out) GEMM operands; 3x3 weights as channels-last (C_out, C_in, 3, 3).
-    """
-    bn = conv.norm
-    scale = bn.weight * (bn.running_var + bn.eps).rsqrt()
-    weight = conv.weight * scale.view(-1, 1, 1, 1)
-    bias = bn.bias - bn.running_mean * scale
+    """(weight, bias, stride) of a conv and its FrozenBatchNorm2d `conv.norm` as one convolution (folded in
+    float64 by `fold_conv_norm`). 1x1 weights come back as (C_in, C_out) GEMM operands; 3x3 weights as
+    channels-last (C_out, C_in, 3, 3)."""
+    weight, bias = fold_conv_norm(conv, conv.norm)
     if conv.kernel_size == (1, 1):
         weight = weight.flatten(1).t().contiguous()
     else:
         weight = weight.contiguous(memory_format=torch.channels_last)
-    return weight, bias.contiguous(), int(conv.stride[0])
+    return weight, bias, int(conv.stride[0])
 
 
 def _foldable(block: nn.Module) -> bool:
