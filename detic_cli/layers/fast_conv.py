@@ -46,8 +46,7 @@ def conv3x3(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
 
 # Below this many output positions (batch x height x width) oneDNN's direct convolution is as fast as NNPACK's
 # Winograd on AVX2 or faster (256 -> 256 channels: 28x28 5.5 vs 5.4 ms, 14x14 4.6 vs 1.5, 7x7 4.1 vs 0.5;
-# benchmarks/README.md), and it is the original's kernel: small maps take it. (Thin outputs such as the
-# 1-channel heatmap stay on NNPACK: moving them moved cxt_astronaut's masks.)
+# benchmarks/README.md), and it is the original's kernel: small maps (a mask head with < 6 ROIs) take it.
 WINOGRAD_MIN_POSITIONS = 1024
 
 

@@ -38,7 +38,10 @@ class CenterNetHead(nn.Module):
     With `only_proposal` the class towers/logits are absent (Detic's proposal network).
     """
 
-    winograd_convolutions = True  # CPU inference: 3x3 convs via NNPACK (see layers/fast_conv.py)
+    # Not Winograd (layers/fast_conv.py): the ltrb outputs are multiplied by the stride (8-128 px), so any
+    # rounding change in the tower moves proposal boxes by ~3e-4 px, enough to flip a mask pixel of a Swin-B
+    # case under the strict rule; the tower keeps the original's oneDNN kernel (benchmarks/README.md).
+    winograd_convolutions = False
 
     def __init__(self, *, in_channels: int, num_levels: int, num_classes: int, num_cls_convs: int = 4,
                  num_box_convs: int = 4, num_share_convs: int = 0, norm: str = "GN", with_agn_hm: bool = True,
