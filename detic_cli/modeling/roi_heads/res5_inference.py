@@ -30,9 +30,9 @@ _Folded = tuple[torch.Tensor, torch.Tensor, int]  # weight, bias, stride
 
 def _fold(conv: nn.Conv2d) -> _Folded:
     """(weight, bias, stride) of a conv and its FrozenBatchNorm2d `conv.norm` as one convolution (folded in
-    float64 by `fold_conv_norm`). 1x1 weights come back as (C_in, C_out) GEMM operands; 3x3 weights as
+    float32 by `fold_conv_norm`). 1x1 weights come back as (C_in, C_out) GEMM operands; 3x3 weights as
     channels-last (C_out, C_in, 3, 3)."""
-    weight, bias = fold_conv_norm(conv, conv.norm)
+    weight, bias = fold_conv_norm(conv, conv.norm, precision=torch.float32)
     if conv.kernel_size == (1, 1):
         weight = weight.flatten(1).t().contiguous()
     else:
