@@ -33,15 +33,13 @@ def winograd_eligible(conv: nn.Conv2d) -> bool:
 
 
 def conv3x3(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
-    """`conv(x)` for a `winograd_eligible` conv: NNPACK's Winograd kernel where `fast_path_allowed`, else `conv(x)`.
+    """`conv(x)` for a `winograd_eligible` conv: NNPACK's Winograd kernel where `fast_path_allowed` and
+    `winograd_pays`, else the conv's own kernel (as a conv set up by `use_winograd`).
 
     x: (N, C, H, W) float32 -> (N, C_out, H, W). Winograd needs ~2.3x fewer multiplications than a direct
     3x3 convolution; on batches of ROI features (N > 1) it is ~2x faster than oneDNN on AVX2 CPUs.
     """
-    if not (fast_path_allowed(x) and nnpack_ready() and winograd_pays(x)):
-        return conv(x)
-    bias = conv.bias if conv.bias is not None else x.new_zeros(conv.out_channels)
-    return torch._nnpack_spatial_convolution(x.contiguous(), conv.weight, bias, [1, 1])
+    return _winograd_conv_forward(conv, x, conv.weight, conv.bias)
 
 
 # Below this many output positions (batch x height x width) oneDNN's direct convolution is as fast as NNPACK's

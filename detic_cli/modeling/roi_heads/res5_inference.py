@@ -78,7 +78,7 @@ class FoldedRes5:
     """
 
     def __init__(self, stage: nn.Sequential) -> None:
-        self._key = self.key(stage)
+        self._key = parameter_key(stage)
         with torch.no_grad():
             self.blocks = [[_fold(b.conv1), b.conv2, _fold(b.conv2), _fold(b.conv3),
                             _fold(b.shortcut) if b.shortcut is not None else None] for b in stage]
@@ -97,12 +97,8 @@ class FoldedRes5:
     def supported(stage: nn.Module) -> bool:
         return isinstance(stage, nn.Sequential) and len(stage) > 0 and all(_foldable(b) for b in stage)
 
-    @staticmethod
-    def key(stage: nn.Module) -> tuple:
-        return parameter_key(stage)
-
     def matches(self, stage: nn.Module) -> bool:
-        return self._key == self.key(stage)
+        return self._key == parameter_key(stage)
 
     def __call__(self, pooled: torch.Tensor) -> torch.Tensor:
         """(R, C_in, H, W) float -> (R, C_out): res5 then the mean over space, as `stage(pooled).mean((2, 3))`."""
