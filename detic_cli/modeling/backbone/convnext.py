@@ -88,9 +88,9 @@ class ConvNeXtBlock(nn.Module):
         """`forward` in eval mode without gradient, the same float operations with GELU and the layer scale in
         place, and the residual sum written into `x` when `inplace` (x must then be a tensor nobody else reads).
         x: (B, C, H, W) -> (B, C, H, W)."""
-        y = self.mlp.fc1(self.norm(self.conv_dw(x).permute(0, 2, 3, 1)))
-        torch.ops.aten.gelu_(y, approximate=self.mlp.act.approximate)
-        y = self.mlp.fc2(y).mul_(self.gamma).permute(0, 3, 1, 2)
+        y = self.norm(self.conv_dw(x).permute(0, 2, 3, 1))  # (B, H, W, C), a new contiguous tensor
+        self.mlp.apply_in_chunks(y.view(-1, y.shape[-1]), lambda part, out: torch.mul(out, self.gamma, out=part))
+        y = y.permute(0, 3, 1, 2)
         return x.add_(y) if inplace else x + y
 
 

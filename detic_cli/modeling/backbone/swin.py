@@ -22,6 +22,7 @@ from detic_cli.layers.fast_conv import fast_path_allowed
 from detic_cli.layers.mlp import Mlp
 from detic_cli.modeling.backbone import swin_inference
 from detic_cli.modeling.backbone.base import Backbone
+from detic_cli.modeling.backbone.swin_attention import attend
 
 MASK_VALUE = -100.0  # logit added to pairs of tokens from different regions of a shifted window
 
@@ -108,18 +109,11 @@ class WindowAttention(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """x: (B * nW, N, C) window tokens; mask: (nW, N, N) additive or None. Returns (B * nW, N, C)."""
         bw, n, c = x.shape
-        qkv = self.qkv(x).view(bw, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv[0], qkv[1], qkv[2]  # (B * nW, heads, N, head_dim)
         bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]
-        bias = bias.view(n, n, -1).permute(2, 0, 1)  # (heads, N, N)
-        if mask is None:
-            attn_bias = bias.unsqueeze(0).to(q.dtype)
-        else:
-            nw = mask.shape[0]
-            attn_bias = (bias.unsqueeze(0) + mask.unsqueeze(1)).to(q.dtype)  # (nW, heads, N, N)
-            attn_bias = attn_bias.repeat(bw // nw, 1, 1, 1)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_bias, scale=self.scale)
-        return self.proj(out.transpose(1, 2).reshape(bw, n, c))
+        bias = bias.view(n, n, -1).permute(2, 0, 1).unsqueeze(0)  # (1, heads, N, N)
+        if mask is not None:
+            bias = bias + mask.unsqueeze(1)  # (nW, heads, N, N)
+        return self.proj(attend(self.qkv(x), self.num_heads, self.scale, bias).view(bw, n, c))
 
 
 class SwinBlock(nn.Module):

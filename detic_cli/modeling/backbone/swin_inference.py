@@ -1,6 +1,13 @@
-"""CPU inference fast path of a Swin block: the window partition, cyclic shift and padding crop as one gather
-each way, the relative position bias (plus the shifted-window mask) built once per shape, residual sums and
-GELU in place. Same float operations as `SwinBlock.forward`, in the same order: the outputs are identical.
+"""CPU inference fast path of a Swin block, with the same float operations per value as `SwinBlock.forward`
+(the outputs are identical) and less work:
+
+- padding, cyclic shift and window partition as one cached-index gather each way, the padding tokens read
+  from one extra table row;
+- where padding is a large share of the windows (e.g. 50 -> 56 tokens a side), `qkv` runs on the real tokens
+  only: a zero padding token's projection is exactly the bias, so that row stands for all of them;
+- `proj` after the reverse gather, on the real tokens only (it is per token);
+- the relative position bias (plus the shifted-window mask) built once per shape;
+- the MLP over chunks of tokens that stay in cache (per token, so the same values), GELU and sums in place.
 
 Used only where `fast_path_allowed` (CPU float32, no gradient, no autocast, not tracing) and the block is in
 eval mode; training and export run the ordinary code. Weights are never modified: the cached bias is keyed on
@@ -14,28 +21,37 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import torch
-import torch.nn.functional as F
+
+from detic_cli.layers.mlp import MIN_GEMM_ROWS
+from detic_cli.modeling.backbone.swin_attention import attend
 
 if TYPE_CHECKING:
     from detic_cli.modeling.backbone.swin import SwinBlock, WindowAttention
 
+# `qkv` before the window gather when padding tokens exceed this share of the real ones: the GEMM rows saved
+# outweigh gathering 3 C instead of C columns.
+QKV_FIRST_PADDING = 0.1
+
 
 @lru_cache(maxsize=64)
-def window_indices(h: int, w: int, win: int, shift: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Flat row indices for a (h, w) map zero-padded to window multiples (hp, wp), rolled by -shift on both axes.
+def window_rows(h: int, w: int, win: int, shift: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gather indices between a (h, w) token map and its windows.
 
-    Returns (to_win, from_win): `padded.view(hp * wp, C)[to_win]` is the windows' tokens, (nH * nW * win * win),
-    row-major windows as `to_windows(roll(padded))`; `tokens[from_win]` is the (h * w) map back in row-major
-    order, rolled back by +shift and cropped to (h, w), as `roll(from_windows(tokens))[:h, :w]`. int64.
+    The map is zero-padded to window multiples (hp, wp) and rolled by -shift on both axes, as the ordinary
+    path does. Returns (to_win, from_win), int64:
+    - to_win (hp * wp,): for each window token (row-major windows, row-major inside), its row in a table of
+      h * w + 1 rows: the map row-major, then one row standing for every padding token;
+    - from_win (h * w,): for each map token (row-major), its position among the window tokens.
     """
     hp, wp = (h + win - 1) // win * win, (w + win - 1) // win * win
-    rows = (torch.arange(hp) + shift) % hp  # window-frame row r reads padded row (r + shift) % hp
+    rows = (torch.arange(hp) + shift) % hp  # window-frame row r shows padded row (r + shift) % hp
     cols = (torch.arange(wp) + shift) % wp
-    flat = (rows[:, None] * wp + cols[None, :]).view(hp // win, win, wp // win, win)
-    to_win = flat.permute(0, 2, 1, 3).reshape(-1)
-    from_win = torch.empty_like(to_win)
-    from_win[to_win] = torch.arange(to_win.numel())
-    from_win = from_win.view(hp, wp)[:h, :w].reshape(-1)
+    inside = (rows[:, None] < h) & (cols[None, :] < w)
+    flat = torch.where(inside, rows[:, None] * w + cols[None, :], h * w)
+    to_win = flat.view(hp // win, win, wp // win, win).permute(0, 2, 1, 3).reshape(-1)
+    real = to_win < h * w
+    from_win = torch.empty(h * w, dtype=torch.int64)
+    from_win[to_win[real]] = torch.arange(to_win.numel())[real]
     return to_win.to(device), from_win.to(device)
 
 
@@ -67,31 +83,37 @@ def attention_bias(attn: WindowAttention, hp: int, wp: int, shift: int, device: 
     return full
 
 
-def window_attention(attn: WindowAttention, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """x: (B * nW, N, C) window tokens, bias from `attention_bias` -> (B * nW, N, C), as `attn(x, mask)`."""
-    bw, n, c = x.shape
-    qkv = attn.qkv(x).view(bw, n, 3, attn.num_heads, c // attn.num_heads).permute(2, 0, 3, 1, 4)
-    if bias.shape[0] > 1 and bias.shape[0] != bw:
-        bias = bias.repeat(bw // bias.shape[0], 1, 1, 1)
-    out = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=bias, scale=attn.scale)
-    return attn.proj(out.transpose(1, 2).reshape(bw, n, c))
+def window_qkv(attn: WindowAttention, y: torch.Tensor, to_win: torch.Tensor, padding: int) -> torch.Tensor:
+    """Normalised tokens y (B, h * w, C) -> their qkv projections in window order (B, hp * wp, 3 C)."""
+    b, _, c = y.shape
+    if padding > QKV_FIRST_PADDING * y.shape[1] and b * y.shape[1] >= MIN_GEMM_ROWS:
+        qkv = attn.qkv(y)
+        table = torch.cat([qkv, attn.qkv.bias.expand(b, 1, 3 * c)], dim=1)  # a zero token projects to the bias
+        return _gather(table, to_win)
+    table = torch.cat([y, y.new_zeros(b, 1, c)], dim=1) if padding else y
+    return attn.qkv(_gather(table, to_win))
+
+
+def _gather(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """table (B, R, D) -> (B, len(index), D): rows `index` of each picture."""
+    if table.shape[0] == 1:
+        return table.view(-1, table.shape[-1]).index_select(0, index).unsqueeze(0)
+    return table.index_select(1, index)
 
 
 def block_forward(block: SwinBlock, x: torch.Tensor) -> torch.Tensor:
     """`block(x, mask)` for an eval-mode block where `fast_path_allowed`: x (B, H, W, C) -> (B, H, W, C)."""
     b, h, w, c = x.shape
-    win, shift = block.window_size, block.shift
+    win, shift, attn = block.window_size, block.shift, block.attn
     hp, wp = (h + win - 1) // win * win, (w + win - 1) // win * win
-    to_win, from_win = window_indices(h, w, win, shift, x.device)
-    y = block.norm1(x)
-    if (hp, wp) != (h, w):
-        y = F.pad(y, (0, 0, 0, wp - w, 0, hp - h))
-    tokens = y.reshape(b, hp * wp, c).index_select(1, to_win) if b > 1 else y.view(-1, c).index_select(0, to_win)
-    bias = attention_bias(block.attn, hp, wp, shift, x.device)
-    out = window_attention(block.attn, tokens.view(-1, win * win, c), bias).view(b, hp * wp, c)
-    out = out.index_select(1, from_win) if b > 1 else out.view(-1, c).index_select(0, from_win)
+    to_win, from_win = window_rows(h, w, win, shift, x.device)
+    qkv = window_qkv(attn, block.norm1(x).reshape(b, h * w, c), to_win, hp * wp - h * w)
+    bias = attention_bias(attn, hp, wp, shift, x.device)
+    out = attend(qkv.view(-1, win * win, 3 * c), attn.num_heads, attn.scale, bias)
+    if b * h * w >= MIN_GEMM_ROWS:  # proj on the real tokens only
+        out = attn.proj(_gather(out.view(b, hp * wp, c), from_win))
+    else:  # on every window token, as the ordinary path (a GEMM of a few rows rounds differently)
+        out = _gather(attn.proj(out).view(b, hp * wp, c), from_win)
     x = x + out.view(b, h, w, c)
-    mlp = block.mlp
-    hidden = mlp.fc1(block.norm2(x))
-    torch.ops.aten.gelu_(hidden, approximate=mlp.act.approximate)
-    return x.add_(mlp.fc2(hidden))
+    block.mlp.apply_in_chunks(x.view(-1, c), torch.Tensor.add_, norm=block.norm2)
+    return x

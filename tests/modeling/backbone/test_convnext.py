@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from detic_cli.layers import mlp
 from detic_cli.modeling.backbone.convnext import LayerNorm2d, TimmConvNeXt
 from tests.conftest import OriginalChannelNorm
 
@@ -104,10 +105,11 @@ def test_drop_path_only_in_training() -> None:
     assert not torch.allclose(a, c)
 
 
-@pytest.mark.parametrize(("b", "h", "w"), [(1, 64, 64), (2, 40, 72)])
-def test_inference_fast_path_equals_ordinary_forward(b: int, h: int, w: int) -> None:
-    """CPU inference (in-place GELU, layer scale, residuals, LayerNorm2d) gives the ordinary forward's exact
-    values and leaves the input untouched."""
+@pytest.mark.parametrize(("b", "h", "w", "mlp_chunk"), [(1, 64, 64, 4096), (2, 40, 72, 4096), (2, 40, 72, 64)])
+def test_inference_fast_path_equals_ordinary_forward(b: int, h: int, w: int, mlp_chunk: int, monkeypatch) -> None:
+    """CPU inference (in-place GELU, layer scale, residuals, LayerNorm2d, the MLP in chunks of tokens) gives the
+    ordinary forward's exact values and leaves the input untouched."""
+    monkeypatch.setattr(mlp, "MLP_CHUNK", mlp_chunk)
     torch.manual_seed(0)
     model = TimmConvNeXt(base_name="convnext_tiny", out_levels=(1, 2, 3)).eval().requires_grad_(False)
     with torch.no_grad():

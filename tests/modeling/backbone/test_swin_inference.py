@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from detic_cli.layers import mlp
 from detic_cli.modeling.backbone import swin_inference
 from detic_cli.modeling.backbone.swin import SwinTransformer, from_windows, to_windows
 
@@ -24,8 +25,11 @@ def _ordinary(model: SwinTransformer, x: torch.Tensor) -> dict[str, torch.Tensor
         return model(x)
 
 
-@pytest.mark.parametrize(("b", "h", "w"), [(1, 56, 56), (2, 61, 90)])
-def test_fast_path_equals_ordinary_forward(b: int, h: int, w: int) -> None:
+@pytest.mark.parametrize(("b", "h", "w", "mlp_chunk"), [(1, 56, 56, 4096), (2, 61, 90, 4096), (1, 61, 90, 64)])
+def test_fast_path_equals_ordinary_forward(b: int, h: int, w: int, mlp_chunk: int, monkeypatch) -> None:
+    # 61 x 90 pixels: 16 x 23 tokens, padded to 21 x 28 windows at stage 0 (qkv before the gather);
+    # 56 x 56: 14 x 14 tokens, no padding until stage 2 (gather before qkv); chunk 64: the MLP in six chunks
+    monkeypatch.setattr(mlp, "MLP_CHUNK", mlp_chunk)
     model = _tiny()
     x = torch.randn(b, 3, h, w)
     want = _ordinary(model, x)
@@ -61,12 +65,14 @@ def test_training_mode_and_gradient_take_the_ordinary_path(monkeypatch) -> None:
 
 
 @pytest.mark.parametrize(("h", "w", "shift"), [(14, 21, 3), (10, 13, 3), (9, 7, 0)])
-def test_window_indices_match_roll_and_partition(h: int, w: int, shift: int) -> None:
+def test_window_rows_match_pad_roll_and_partition(h: int, w: int, shift: int) -> None:
     win = 7
     hp, wp = -(-h // win) * win, -(-w // win) * win
-    x = torch.randn(1, hp, wp, 5)
-    to_win, from_win = swin_inference.window_indices(h, w, win, shift, x.device)
-    want = to_windows(torch.roll(x, (-shift, -shift), (1, 2)), win)
-    assert torch.equal(x.view(-1, 5)[to_win].view_as(want), want)
+    x = torch.randn(1, h, w, 5)
+    to_win, from_win = swin_inference.window_rows(h, w, win, shift, x.device)
+    padded = torch.nn.functional.pad(x, (0, 0, 0, wp - w, 0, hp - h))
+    want = to_windows(torch.roll(padded, (-shift, -shift), (1, 2)), win)
+    table = torch.cat([x.view(-1, 5), torch.zeros(1, 5)])  # the last row stands for every padding token
+    assert torch.equal(table[to_win].view_as(want), want)
     back = torch.roll(from_windows(want, win, hp, wp), (shift, shift), (1, 2))[:, :h, :w]
     assert torch.equal(want.reshape(-1, 5)[from_win].view(1, h, w, 5), back)
