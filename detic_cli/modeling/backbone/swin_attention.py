@@ -1,6 +1,6 @@
 """Softmax attention inside Swin windows, in the original's operations (scaled q @ k^T, plus the additive
 bias, softmax, @ v), shared by the ordinary forward and the CPU inference fast path so both give the same
-values. Faster than `scaled_dot_product_attention` on CPU for 49-token windows at stages 1-3 (benchmarks/README.md).
+values, closer to the original's than `scaled_dot_product_attention` and as fast on CPU (benchmarks/README.md).
 """
 
 from __future__ import annotations
