@@ -9,8 +9,8 @@ from torch import nn
 
 # Tokens per chunk in `Mlp.apply_in_chunks`: a chunk's hidden activations (4 C wide) stay in cache between fc1,
 # GELU and fc2 (Swin-B stage 0 at 800 x 800, 40000 x 128 tokens: 206 -> 162 ms per MLP; benchmarks/README.md).
-# A multiple of 64 rows, so every chunk starts at the alignment of the whole tensor: MKL's GEMM picks its code
-# path by the operands' alignment, and misaligned chunks (e.g. of 37 rows) round differently.
+# A multiple of 64 rows: chunks starting at multiples of 64 rows gave MKL's GEMM the whole tensor's results
+# (measured), chunks of e.g. 37 rows did not (rounding differences).
 MLP_CHUNK = 4096
 # Fewest rows MKL's GEMM computes with its ordinary kernel: it takes other code paths for a few rows (here
 # 1-11 rows, multiples of 4 aside), which round differently. Row-subset GEMMs stay above this.
@@ -29,10 +29,10 @@ class Mlp(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc2(self.act(self.fc1(x)))
 
-    def apply_in_chunks(self, rows: torch.Tensor, write: Callable[[torch.Tensor, torch.Tensor], None],
+    def apply_in_chunks(self, rows: torch.Tensor, write: Callable[[torch.Tensor, torch.Tensor], object],
                         norm: nn.Module | None = None) -> None:
         """Inference only (no gradient): for each chunk of `MLP_CHUNK` rows (the last one up to
-        `MLP_CHUNK + MIN_GEMM_ROWS`) of `rows` (T, dim), call
+        `MLP_CHUNK + MIN_GEMM_ROWS - 1`) of `rows` (T, dim), call
         `write(part, mlp(norm(part)))`, where `part` is that chunk's view of `rows`. Per row, the same
         operations as `forward` (GELU in place), so the same values; chunks keep the hidden activations in cache.
         """

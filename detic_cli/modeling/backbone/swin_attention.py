@@ -19,9 +19,9 @@ def attend(qkv: torch.Tensor, heads: int, scale: float, bias: torch.Tensor) -> t
     bw, n, c3 = qkv.shape
     q, k, v = qkv.view(bw, n, 3, heads, c3 // (3 * heads)).permute(2, 0, 3, 1, 4).contiguous().unbind(0)
     scores = torch.matmul(q * scale, k.transpose(-2, -1))  # (B * nW, heads, N, N)
-    if bias.shape[0] == 1:
+    if bias.shape[0] == 1 and bias.dtype == scores.dtype:
         scores += bias
-    else:
+    else:  # out of place: promotes half-precision logits to the bias's float32 under autocast, as the original
         scores = (scores.view(-1, bias.shape[0], heads, n, n) + bias).view(bw, heads, n, n)
-    out = torch.matmul(scores.softmax(-1), v)  # (B * nW, heads, N, head_dim)
+    out = torch.matmul(scores.softmax(-1).to(v.dtype), v)  # (B * nW, heads, N, head_dim)
     return out.transpose(1, 2).reshape(bw * n, c3 // 3)

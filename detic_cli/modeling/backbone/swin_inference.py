@@ -84,7 +84,8 @@ def attention_bias(attn: WindowAttention, hp: int, wp: int, shift: int, device: 
 
 
 def window_qkv(attn: WindowAttention, y: torch.Tensor, to_win: torch.Tensor, padding: int) -> torch.Tensor:
-    """Normalised tokens y (B, h * w, C) -> their qkv projections in window order (B, hp * wp, 3 C)."""
+    """Normalised tokens y (B, h * w, C) -> their qkv projections in window order (B, hp * wp, 3 C);
+    `to_win` from `window_rows`, `padding` = hp * wp - h * w padding tokens per picture."""
     b, _, c = y.shape
     if padding > QKV_FIRST_PADDING * y.shape[1] and b * y.shape[1] >= MIN_GEMM_ROWS:
         qkv = attn.qkv(y)
@@ -102,7 +103,7 @@ def _gather(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
 
 
 def block_forward(block: SwinBlock, x: torch.Tensor) -> torch.Tensor:
-    """`block(x, mask)` for an eval-mode block where `fast_path_allowed`: x (B, H, W, C) -> (B, H, W, C)."""
+    """`block(x, mask)` for an eval-mode block where `fast_path_allowed`: x (B, H, W, C) contiguous -> (B, H, W, C)."""
     b, h, w, c = x.shape
     win, shift, attn = block.window_size, block.shift, block.attn
     hp, wp = (h + win - 1) // win * win, (w + win - 1) // win * win

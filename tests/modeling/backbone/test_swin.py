@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from detic_cli.modeling.backbone.swin import PatchMerging, SwinBlock, SwinTransformer, build_swin, shifted_window_mask
+from detic_cli.modeling.backbone.swin_attention import attend
 
 CONFIG = "Detic_LCOCOI21k_CLIP_SwinB_896b32_4x_ft4x_max-size.yaml"
 PREFIX = "backbone.bottom_up."
@@ -176,3 +177,20 @@ def test_traced_onnx_graph_keeps_any_input_size(tmp_path) -> None:
         got = session.run(None, {"x": x.numpy()})
         for name, array in zip(model.out_features, got):
             torch.testing.assert_close(torch.from_numpy(array), want[name], rtol=1e-4, atol=1e-4)
+
+
+
+@pytest.mark.parametrize("windows_in_bias", [1, 4])
+def test_attention_under_autocast_adds_the_float32_bias_as_the_original(windows_in_bias: int) -> None:
+    """Under CPU autocast (bf16 matmuls) both the plain and the shifted-window bias are added out of place, so
+    the logits are promoted to float32 before the softmax, as in the original's `attn + bias`."""
+    torch.manual_seed(0)
+    qkv = torch.randn(4, 49, 3 * 8)  # 4 windows of 49 tokens, 2 heads of 4 channels
+    bias = torch.randn(windows_in_bias, 2, 49, 49)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = attend(qkv, 2, 0.5, bias)
+        q, k, v = qkv.view(4, 49, 3, 2, 4).permute(2, 0, 3, 1, 4)
+        logits = (q * 0.5) @ k.transpose(-2, -1) + bias  # bf16 product + float32 bias -> float32
+        want = (logits.softmax(-1) @ v).transpose(1, 2).reshape(4 * 49, 8)
+    assert logits.dtype == torch.float32
+    torch.testing.assert_close(got, want, rtol=0, atol=0)

@@ -28,7 +28,8 @@ def _ordinary(model: SwinTransformer, x: torch.Tensor) -> dict[str, torch.Tensor
 @pytest.mark.parametrize(("b", "h", "w", "mlp_chunk"), [(1, 56, 56, 4096), (2, 61, 90, 4096), (1, 61, 90, 64)])
 def test_fast_path_equals_ordinary_forward(b: int, h: int, w: int, mlp_chunk: int, monkeypatch) -> None:
     # 61 x 90 pixels: 16 x 23 tokens, padded to 21 x 28 windows at stage 0 (qkv before the gather);
-    # 56 x 56: 14 x 14 tokens, no padding until stage 2 (gather before qkv); chunk 64: the MLP in six chunks
+    # 56 x 56: 14 x 14 tokens, no padding until stage 2 (gather before qkv)
+    # chunk 64: the MLP in five chunks (368 rows at stage 0, the 48-row tail joins the last)
     monkeypatch.setattr(mlp, "MLP_CHUNK", mlp_chunk)
     model = _tiny()
     x = torch.randn(b, 3, h, w)
