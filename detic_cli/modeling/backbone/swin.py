@@ -109,11 +109,15 @@ class WindowAttention(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """x: (B * nW, N, C) window tokens; mask: (nW, N, N) additive or None. Returns (B * nW, N, C)."""
         bw, n, c = x.shape
+        return self.proj(attend(self.qkv(x), self.num_heads, self.scale, self.position_bias(mask)).view(bw, n, c))
+
+    def position_bias(self, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The additive attention logits: the relative position bias (1, heads, N, N), N = window_size^2, plus
+        the shifted-window mask (nW, N, N) when given -> (nW, heads, N, N)."""
+        n = self.window_size**2
         bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]
-        bias = bias.view(n, n, -1).permute(2, 0, 1).unsqueeze(0)  # (1, heads, N, N)
-        if mask is not None:
-            bias = bias + mask.unsqueeze(1)  # (nW, heads, N, N)
-        return self.proj(attend(self.qkv(x), self.num_heads, self.scale, bias).view(bw, n, c))
+        bias = bias.view(n, n, -1).permute(2, 0, 1).unsqueeze(0)
+        return bias if mask is None else bias + mask.unsqueeze(1)
 
 
 class SwinBlock(nn.Module):

@@ -65,7 +65,7 @@ def cached_window_mask(hp: int, wp: int, win: int, shift: int, device: torch.dev
 
 def attention_bias(attn: WindowAttention, hp: int, wp: int, shift: int, device: torch.device) -> torch.Tensor:
     """The additive attention bias of `attn` on a (hp, wp) padded map: (1, heads, N, N) without shift, else
-    (nW, heads, N, N) with the shifted-window mask added, as `WindowAttention.forward` computes it. Cached on the
+    (nW, heads, N, N) with the shifted-window mask added (`WindowAttention.position_bias`). Cached on the
     module for one shape (Swin-B at 896 x 896 holds ~150 MB of them over its 24 blocks, the price of not summing
     bias and mask per call); rebuilt when the bias table changes (storage or version counter) or the shape does."""
     table = attn.relative_position_bias_table
@@ -73,12 +73,8 @@ def attention_bias(attn: WindowAttention, hp: int, wp: int, shift: int, device: 
     cached = attn.__dict__.get("_fast_bias")
     if cached is not None and cached[0] == key:
         return cached[1]
-    n = attn.window_size**2
-    bias = table[attn.relative_position_index.view(-1)].view(n, n, -1).permute(2, 0, 1)  # (heads, N, N)
-    if shift == 0:
-        full = bias.unsqueeze(0).contiguous()
-    else:
-        full = bias.unsqueeze(0) + cached_window_mask(hp, wp, attn.window_size, shift, device).unsqueeze(1)
+    mask = cached_window_mask(hp, wp, attn.window_size, shift, device) if shift else None
+    full = attn.position_bias(mask).contiguous()
     attn.__dict__["_fast_bias"] = (key, full)
     return full
 
