@@ -20,19 +20,20 @@ def paste_masks_in_image(masks: torch.Tensor, boxes: torch.Tensor, image_size: t
     arithmetic per pixel as one call per box.
     """
     h, w = image_size
-    flat = torch.zeros(len(masks) * h * w + 1, dtype=torch.bool, device=masks.device)  # + 1: a discarded pixel
-    out = flat[:-1].view(len(masks), h, w)
+    out = torch.zeros((len(masks), h, w), dtype=torch.bool, device=masks.device)
     if len(masks) == 0:
         return out
     x0 = torch.clamp(boxes[:, 0].floor() - 1, min=0).to(torch.int64)
     y0 = torch.clamp(boxes[:, 1].floor() - 1, min=0).to(torch.int64)
     x1 = torch.clamp(boxes[:, 2].ceil() + 1, max=w).to(torch.int64)
     y1 = torch.clamp(boxes[:, 3].ceil() + 1, max=h).to(torch.int64)
-    heights, widths = (y1 - y0).clamp(min=0), (x1 - x0).clamp(min=0)
-    for batch in _region_batches(heights.tolist(), widths.tolist()):
+    regions = torch.stack([y0, x0, (y1 - y0).clamp(min=0), (x1 - x0).clamp(min=0)], dim=1).tolist()
+    for batch in _region_batches([r[2] for r in regions], [r[3] for r in regions]):
         index = torch.tensor(batch, dtype=torch.int64, device=masks.device)
-        _paste_batch(flat, (h, w), masks[index], boxes[index], index, y0[index], x0[index], heights[index],
-                     widths[index], threshold)
+        sampled = _sample_regions(masks[index], boxes[index], [regions[i] for i in batch]) >= threshold
+        for j, i in enumerate(batch):  # one slice copy per mask: its region's rows and columns
+            top, left, rows, cols = regions[i]
+            out[i, top:top + rows, left:left + cols] = sampled[j, :rows, :cols]
     return out
 
 
@@ -65,26 +66,21 @@ def _region_batches(heights: list[int], widths: list[int], waste: float = 2.0) -
     return [group.members for group in groups]
 
 
-def _paste_batch(flat: torch.Tensor, image_size: tuple[int, int], masks: torch.Tensor, boxes: torch.Tensor,
-                 index: torch.Tensor, y0: torch.Tensor, x0: torch.Tensor, heights: torch.Tensor, widths: torch.Tensor,
-                 threshold: float) -> None:
-    """Resample `masks` (B, M, M) at the pixel centres of their regions (B rows of y0, x0, heights, widths)
-    and write the thresholded pixels into `flat` ((N * H * W + 1,) bool: masks `index` of N, then one pixel
-    that takes the padding's writes)."""
-    rows, cols = int(heights.max()), int(widths.max())
+def _sample_regions(masks: torch.Tensor, boxes: torch.Tensor, regions: list[list[int]]) -> torch.Tensor:
+    """(B, M, M) masks resampled at the pixel centres of their B regions ([top, left, rows, cols] in the image)
+    -> (B, max rows, max cols) probabilities; past a region's own rows and columns: unused values."""
+    rows, cols = max(r[2] for r in regions), max(r[3] for r in regions)
     dev = masks.device
-    ys = torch.arange(rows, device=dev)[None, :] + y0[:, None]  # (B, rows) pixel rows, past the region: unused
+    y0 = torch.tensor([r[0] for r in regions], device=dev)
+    x0 = torch.tensor([r[1] for r in regions], device=dev)
+    ys = torch.arange(rows, device=dev)[None, :] + y0[:, None]  # (B, rows) pixel rows
     xs = torch.arange(cols, device=dev)[None, :] + x0[:, None]
     gy = (ys.to(torch.float32) + 0.5 - boxes[:, 1:2]) / (boxes[:, 3:4] - boxes[:, 1:2]) * 2 - 1
     gx = (xs.to(torch.float32) + 0.5 - boxes[:, 0:1]) / (boxes[:, 2:3] - boxes[:, 0:1]) * 2 - 1
-    b = len(masks)
-    grid = torch.stack([gx[:, None, :].expand(b, rows, cols), gy[:, :, None].expand(b, rows, cols)], dim=3)
-    sampled = F.grid_sample(masks[:, None].float(), grid, align_corners=False)[:, 0] >= threshold
-    inside = ((torch.arange(rows, device=dev)[None, :, None] < heights[:, None, None])
-              & (torch.arange(cols, device=dev)[None, None, :] < widths[:, None, None]))
-    h, w = image_size
-    target = index[:, None, None] * (h * w) + ys[:, :, None] * w + xs[:, None, :]
-    flat[torch.where(inside, target, len(flat) - 1)] = sampled
+    grid = torch.empty((len(regions), rows, cols, 2), dtype=torch.float32, device=dev)
+    grid[..., 0] = gx[:, None, :]
+    grid[..., 1] = gy[:, :, None]
+    return F.grid_sample(masks[:, None].float(), grid, align_corners=False)[:, 0]
 
 
 def detector_postprocess(results: Instances, output_height: int, output_width: int,

@@ -6,11 +6,9 @@ import torch
 from torch import nn
 
 from detic_cli.layers.fast_conv import (
-    blocks_to_image,
     conv3x3,
-    deconv2x2_relu,
+    deconv2x2_relu_pointwise,
     fast_path_allowed,
-    pointwise,
     winograd_pays,
 )
 from detic_cli.modeling.roi_heads.mask_head import MaskRCNNConvUpsampleHead
@@ -51,9 +49,18 @@ def test_deconv_gemm_and_pointwise_match_the_modules():
     x = torch.randn(3, 8, 4, 6)
     with torch.no_grad():
         expected = pred(torch.relu(deconv(x)))
-        got = blocks_to_image(pointwise(pred, deconv2x2_relu(deconv, x)))
+        got = deconv2x2_relu_pointwise(deconv, pred, x)
     assert got.shape == expected.shape == (3, 2, 8, 12)
     assert torch.allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_deconv_and_pointwise_give_the_same_values_in_any_chunk_of_rois():
+    deconv, pred = _filled(nn.ConvTranspose2d(256, 256, 2, stride=2)), _filled(nn.Conv2d(256, 1, 1))
+    x = torch.randn(37, 256, 14, 14).relu_()  # the mask head's shapes, a count no chunk size divides
+    with torch.no_grad():
+        whole = deconv2x2_relu_pointwise(deconv, pred, x, rois_per_chunk=len(x))
+        for rois in (1, 4, 16):
+            assert torch.equal(deconv2x2_relu_pointwise(deconv, pred, x, rois_per_chunk=rois), whole)
 
 
 def test_fast_path_only_without_gradient_on_cpu_float32():
