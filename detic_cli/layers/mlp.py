@@ -17,6 +17,16 @@ MLP_CHUNK = 4096
 MIN_GEMM_ROWS = 64
 
 
+def row_chunks(total: int, chunk: int) -> list[tuple[int, int]]:
+    """(start, stop) of consecutive chunks of `chunk` rows (a multiple of 64) covering `total` rows; a last
+    chunk shorter than `MIN_GEMM_ROWS` joins the one before it, so every GEMM over a chunk keeps MKL's
+    ordinary kernel (the values of one GEMM over all rows)."""
+    bounds = [*range(0, total, chunk), total]
+    if len(bounds) > 2 and bounds[-1] - bounds[-2] < MIN_GEMM_ROWS:
+        del bounds[-2]
+    return list(zip(bounds[:-1], bounds[1:], strict=True))
+
+
 class Mlp(nn.Module):
     """Linear (`fc1`) -> exact GELU -> Linear (`fc2`) over the last dim (channels-last): (..., dim) -> same."""
 
@@ -36,10 +46,7 @@ class Mlp(nn.Module):
         `write(part, mlp(norm(part)))`, where `part` is that chunk's view of `rows`. Per row, the same
         operations as `forward` (GELU in place), so the same values; chunks keep the hidden activations in cache.
         """
-        bounds = [*range(0, rows.shape[0], MLP_CHUNK), rows.shape[0]]
-        if len(bounds) > 2 and bounds[-1] - bounds[-2] < MIN_GEMM_ROWS:
-            del bounds[-2]  # a short tail joins the chunk before it
-        for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
+        for start, stop in row_chunks(rows.shape[0], MLP_CHUNK):
             part = rows[start:stop]
             hidden = self.fc1(norm(part) if norm is not None else part)
             torch.ops.aten.gelu_(hidden, approximate=self.act.approximate)

@@ -6,18 +6,17 @@ path runs anywhere (CPU, CUDA) and gives the reference numbers.
 
 Two equivalent samplers: `ms_deform_attn_sample` (one `grid_sample` per level, then a weighted sum
 over the stacked samples; used when gradients are needed, as the original's PyTorch path) and
-`ms_deform_attn_gather` (inference: the 4 bilinear corners of every point become indices and weights
-into one flattened value table, summed by a single `embedding_bag`, so no (N*M, D, Q, L*P) sample
-tensor is ever built; same numbers up to float summation order).
+`deform_gather.ms_deform_attn_gather` (inference: one weighted gather-sum over a zero-bordered value table;
+same numbers up to float summation order).
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from detic_cli.modeling.detr.deform_gather import level_constant, ms_deform_attn_gather, spread_levels
 
 __all__ = ["MSDeformAttn", "ms_deform_attn_gather", "ms_deform_attn_sample"]
 
@@ -50,74 +49,6 @@ def ms_deform_attn_sample(value: torch.Tensor, spatial_shapes: list[tuple[int, i
     return out.view(n, m * d, q).transpose(1, 2).contiguous()
 
 
-@lru_cache(maxsize=64)
-def _level_constant(values: tuple, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """A small per-level tensor (level sizes, widths, ...), made once per (values, dtype, device): building
-    it on every call would copy from the host each time, a synchronising copy on CUDA."""
-    return torch.tensor(values, dtype=dtype, device=device)
-
-
-def _padded_table(value: torch.Tensor, spatial_shapes: list[tuple[int, int]]) -> torch.Tensor:
-    """(N, S, M, D) -> (N * M * S', D): per (image, head) every level with a zero border (one cell at the
-    top/left, two at the bottom/right), (H_l + 3) x (W_l + 3) row-major, levels concatenated (S' cells)."""
-    n, _, m, d = value.shape
-    levels = value.split([h * w for h, w in spatial_shapes], dim=1)
-    padded = [F.pad(x.permute(0, 2, 3, 1).reshape(n, m * d, h, w), (1, 2, 1, 2)).flatten(2)
-              for x, (h, w) in zip(levels, spatial_shapes)]
-    return torch.cat(padded, 2).view(n, m, d, -1).transpose(2, 3).reshape(-1, d)
-
-
-def _corners(spatial_shapes: list[tuple[int, int]], sampling_locations: torch.Tensor,
-             attention_weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rows of `_padded_table` and weights of the 4 bilinear corners of every sampling point.
-
-    sampling_locations: (N, Q, M, L, P, 2) (x, y) in [0, 1] of each level; attention_weights:
-    (N, Q, M, L, P). Returns (rows, weights), each (N, Q, M, L * P * 4). Pixel positions follow
-    grid_sample(align_corners=False), rounded as its CPU kernel does: x_px = (g + 1) * (W / 2) - 0.5,
-    g = 2 * x - 1. A position is clamped to [-1, W] (and [-1, H]): every corner then lies in the
-    level's zero border or inside, and a point clamped there had all its corners outside (zero values).
-    """
-    n, q, m, num_levels, p, _ = sampling_locations.shape
-    device, dtype = sampling_locations.device, sampling_locations.dtype
-    wh = _level_constant(tuple((w, h) for h, w in spatial_shapes), dtype, device).view(-1, 1, 2)
-    pos = (2 * sampling_locations - 1 + 1) * (wh / 2) - 0.5
-    pos = pos.clamp(min=-1.0).minimum(wh)
-    low = pos.floor()
-    frac = pos - low
-    total = sum((h + 3) * (w + 3) for h, w in spatial_shapes)
-    itype = torch.int32 if n * m * total < 2**31 else torch.int64  # int32 rows: half the index traffic
-    width = _level_constant(tuple(w + 3 for _, w in spatial_shapes), itype, device)
-    sizes = _level_constant(tuple((h + 3) * (w + 3) for h, w in spatial_shapes), itype, device)
-    starts = torch.cumsum(sizes, 0, dtype=itype) - sizes
-    cell = low.to(itype) + 1  # column / row in the padded level, in [0, W + 1]
-    row = (cell[..., 1] * width.view(-1, 1) + cell[..., 0] + starts.view(-1, 1)).view(n, q, m, -1)
-    base = (torch.arange(n, dtype=itype, device=device).view(n, 1, 1) * m
-            + torch.arange(m, dtype=itype, device=device).view(1, 1, m)) * total
-    corner = torch.stack((torch.zeros_like(width), torch.ones_like(width), width, width + 1), -1)  # (L, 4)
-    rows = (row + base.unsqueeze(-1)).view(n, q, m, num_levels, p, 1) + corner.view(num_levels, 1, 4)
-    wx = torch.stack((1 - frac[..., 0], frac[..., 0]), -1)
-    wy = torch.stack((1 - frac[..., 1], frac[..., 1]), -1) * attention_weights.unsqueeze(-1)
-    weights = wy.unsqueeze(-1) * wx.unsqueeze(-2)
-    return rows.view(n, q, m, -1), weights.view(n, q, m, -1)
-
-
-def ms_deform_attn_gather(value: torch.Tensor, spatial_shapes: list[tuple[int, int]],
-                          sampling_locations: torch.Tensor, attention_weights: torch.Tensor) -> torch.Tensor:
-    """`ms_deform_attn_sample`'s result (same shapes and conventions) as one weighted gather-sum.
-
-    Every (image, query, head) is one bag of L * P * 4 rows of the zero-bordered value table
-    (`_padded_table`), weighted by attention weight x bilinear weight and summed by `F.embedding_bag`:
-    memory O(N * Q * M * L * P * 4) indices instead of the stacked samples' O(N * M * D * Q * L * P).
-    """
-    n, _, m, d = value.shape
-    q = sampling_locations.shape[1]
-    rows, weights = _corners(spatial_shapes, sampling_locations, attention_weights)
-    table = _padded_table(value, spatial_shapes)
-    out = F.embedding_bag(rows.view(n * q * m, -1), table, mode="sum",
-                          per_sample_weights=weights.reshape(n * q * m, -1).to(table.dtype))
-    return out.view(n, q, m * d)
-
-
 class MSDeformAttn(nn.Module):
     """Each query attends to `n_points` sampled points per head and level around its reference point.
 
@@ -138,13 +69,16 @@ class MSDeformAttn(nn.Module):
                            spatial_shapes: list[tuple[int, int]]) -> torch.Tensor:
         """(N, Q, M, L, P, 2) sampling points in [0, 1] level coordinates (see `forward` for the reference forms)."""
         n, q, _ = query.shape
-        offsets = self.sampling_offsets(query).view(n, q, self.n_heads, self.n_levels, self.n_points, 2)
-        if reference_points.shape[-1] == 2:
-            normalizer = _level_constant(tuple((w, h) for h, w in spatial_shapes), query.dtype, query.device)
-            return reference_points[:, :, None, :, None, :] + offsets / normalizer[None, None, None, :, None, :]
-        if reference_points.shape[-1] == 4:
-            return (reference_points[:, :, None, :, None, :2]
-                    + offsets / self.n_points * reference_points[:, :, None, :, None, 2:] * 0.5)
+        m, p = self.n_heads, self.n_points
+        offsets = self.sampling_offsets(query).view(n * q, -1)  # (N * Q, M * L * P * 2), as (M, L, P, 2)
+        shape = (n, q, m, self.n_levels, p, 2)
+        refs = reference_points.reshape(n * q, self.n_levels, -1)
+        if refs.shape[-1] == 2:
+            normalizer = level_constant(tuple((w, h) for h, w in spatial_shapes), query.dtype, query.device)
+            return (offsets / spread_levels(normalizer[None], m, p) + spread_levels(refs, m, p)).view(shape)
+        if refs.shape[-1] == 4:
+            centres, sizes = spread_levels(refs[..., :2], m, p), spread_levels(refs[..., 2:], m, p)
+            return (centres + offsets / p * sizes * 0.5).view(shape)
         raise ValueError(f"reference_points must end in 2 or 4 values, got {tuple(reference_points.shape)}")
 
     def forward(self, query: torch.Tensor, reference_points: torch.Tensor, input_flatten: torch.Tensor,

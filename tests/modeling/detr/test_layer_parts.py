@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from detic_cli.modeling.detr.decoder import DeformableDecoderLayer
 from detic_cli.modeling.detr.encoder import DeformableEncoderLayer
-from detic_cli.modeling.detr.layer_parts import ffn_block, ffn_parts
+from detic_cli.modeling.detr.layer_parts import FFN_CHUNK, ffn_block, ffn_parts
 
 
 def test_layers_keep_the_original_parameter_names_in_order():
@@ -26,3 +26,16 @@ def test_ffn_block_is_the_post_norm_relu_feed_forward():
     expected = F.layer_norm(x + linear2(F.relu(linear1(x))), (8,), norm.weight, norm.bias)
     torch.testing.assert_close(ffn_block(x, *parts), expected)
     assert (linear1.out_features, linear2.out_features, inner.p, drop.p) == (16, 8, 0.0, 0.0)
+
+
+def test_ffn_block_inference_chunks_give_the_whole_tensors_values():
+    """Without gradient the CPU feed-forward runs over row chunks (FFN_CHUNK rows, a short tail joined to the
+    chunk before it): bit for bit the one-pass result."""
+    torch.manual_seed(0)
+    parts = [p.eval() for p in ffn_parts(d_model=32, d_ffn=128, dropout=0.1)]
+    linear1, _, linear2, _, norm = parts
+    x = torch.randn(1, 2 * FFN_CHUNK + 40, 32)
+    with torch.no_grad():
+        expected = norm(x + linear2(F.relu(linear1(x))))
+        assert torch.equal(ffn_block(x, *parts), expected)
+    assert ffn_block(x.requires_grad_(True), *parts).requires_grad  # with gradient: the ordinary path
