@@ -58,9 +58,12 @@ class CanvasGrid:
         p, s = self.pitch, self.size
         return canvas.as_strided((c, self.rows, self.cols, s, s), (h * w, p * w, p, w, 1), canvas.storage_offset())
 
-    def pack(self, canvas: torch.Tensor, maps: torch.Tensor) -> None:
-        """Write channel-major `maps` (C, count, S, S) into their cells of `canvas` (C, H, W)."""
-        self._split(self.cells(canvas), maps, lambda cell, src: cell.copy_(src))
+    def pack(self, canvas: torch.Tensor, maps: torch.Tensor, relu: bool = False) -> None:
+        """Write channel-major `maps` (C, count, S, S) into their cells of `canvas` (C, H, W), ReLU'd if `relu`."""
+        if relu:
+            self._split(self.cells(canvas), maps, lambda cell, src: torch.clamp_min(src, 0.0, out=cell))
+        else:
+            self._split(self.cells(canvas), maps, lambda cell, src: cell.copy_(src))
 
     def unpack(self, canvas: torch.Tensor, out: torch.Tensor, relu: bool = False) -> torch.Tensor:
         """Read the cells of `canvas` (C, H, W) into channel-major `out` (C, count, S, S), ReLU'd if `relu`."""
@@ -85,8 +88,9 @@ def canvas_ready(x: torch.Tensor) -> bool:
 
 
 def canvas_conv3x3_cm(maps: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, *, relu: bool = False,
-                      max_maps: int = MAX_MAPS, canvases: dict | None = None) -> torch.Tensor:
-    """3x3, stride-1, padding-1 convolution (+ ReLU if `relu`) of channel-major maps through canvases.
+                      relu_input: bool = False, max_maps: int = MAX_MAPS, canvases: dict | None = None) -> torch.Tensor:
+    """3x3, stride-1, padding-1 convolution (+ ReLU if `relu`) of channel-major maps (ReLU'd first if
+    `relu_input`, as they are copied onto the canvas) through canvases.
 
     maps: (C, R, S, S) float32 (any strides); weight: (C_out, C, 3, 3) contiguous; bias: (C_out,).
     Returns (C_out, R, S, S) contiguous. Call only where `canvas_ready(maps)`: the canvases go through
@@ -106,7 +110,7 @@ def canvas_conv3x3_cm(maps: torch.Tensor, weight: torch.Tensor, bias: torch.Tens
         canvas = canvases.get(key)
         if canvas is None or canvas.dtype != maps.dtype or canvas.device != maps.device:
             canvas = canvases[key] = maps.new_zeros(key)
-        grid.pack(canvas, maps[:, start:start + grid.count])
+        grid.pack(canvas, maps[:, start:start + grid.count], relu=relu_input)
         result = torch._nnpack_spatial_convolution(canvas[None], weight, bias, [1, 1])[0]
         grid.unpack(result, out[:, start:start + grid.count], relu=relu)
     return out

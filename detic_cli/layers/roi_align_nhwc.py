@@ -67,7 +67,7 @@ def _group(table: torch.Tensor, rois: torch.Tensor, shape: tuple[int, int], scal
     r, b = rois.shape[0], bins.numel()
     out = F.embedding_bag(rows.reshape(r * b * b, -1), table, mode="sum",
                           per_sample_weights=weights.reshape(r * b * b, -1))
-    return (out / max(grid[0] * grid[1], 1)).view(r, b, b, -1)
+    return out.div_(max(grid[0] * grid[1], 1)).view(r, b, b, -1)
 
 
 def roi_align_nhwc(features: torch.Tensor, rois: torch.Tensor, output_size: int, spatial_scale: float,
@@ -83,7 +83,7 @@ def roi_align_nhwc(features: torch.Tensor, rois: torch.Tensor, output_size: int,
     bins = torch.arange(0, output_size, bin_step, dtype=torch.float32)
     b = bins.numel()
     offset = 0.5 if aligned else 0.0
-    out = features.new_zeros((rois.shape[0], b, b, c))
+    out = features.new_empty((rois.shape[0], b, b, c))
     if rois.shape[0] == 0:
         return out
     rois = rois.to(torch.float32)
@@ -91,9 +91,10 @@ def roi_align_nhwc(features: torch.Tensor, rois: torch.Tensor, output_size: int,
     lengths, grids = sample_grids((rois[:, 3:5] * spatial_scale - offset - start).flip(1),  # (h, w)
                                   output_size=output_size, sampling_ratio=sampling_ratio, aligned=aligned)
     for key in torch.unique(grids, dim=0).tolist():
-        if key[0] == 0 or key[1] == 0:
-            continue  # an empty ROI extent has no sample points: zeros, as torchvision
         index = (grids == torch.tensor(key)).all(1).nonzero().squeeze(1)
+        if key[0] == 0 or key[1] == 0:
+            out[index] = 0  # an empty ROI extent has no sample points: zeros, as torchvision
+            continue
         out[index] = _group(table, rois[index], (height, width), spatial_scale, offset, (key[0], key[1]), bins,
                             output_size, aligned).to(out.dtype)
     return out

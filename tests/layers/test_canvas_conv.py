@@ -38,11 +38,12 @@ def test_grid_geometry_and_zero_separators():
 @needs_nnpack
 @pytest.mark.parametrize("count,size,channels", [(1, 7, 4), (5, 7, 3), (13, 5, 2), (6, 14, 3)])
 @pytest.mark.parametrize("relu", [False, True])
-def test_equals_conv2d(count, size, channels, relu):
+@pytest.mark.parametrize("relu_input", [False, True])
+def test_equals_conv2d(count, size, channels, relu, relu_input):
     x, weight, bias = _inputs(count, size, channels)
     with torch.no_grad():
-        expected = F.conv2d(x, weight, bias, padding=1)
-        got = canvas_conv3x3_cm(x.transpose(0, 1), weight, bias, relu=relu).transpose(0, 1)
+        expected = F.conv2d(x.relu() if relu_input else x, weight, bias, padding=1)
+        got = canvas_conv3x3_cm(x.transpose(0, 1), weight, bias, relu=relu, relu_input=relu_input).transpose(0, 1)
     assert got.shape == expected.shape
     torch.testing.assert_close(got, expected.relu() if relu else expected, rtol=1e-4, atol=1e-4)
 

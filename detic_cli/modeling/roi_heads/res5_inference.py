@@ -132,8 +132,8 @@ class FoldedRes5:
         cur = x.reshape(-1, c).t()  # (C_in, N) view: the GEMMs read it transposed, no copy
         canvases: dict = {}  # one zeroed canvas for the three 3x3 convolutions
         for (conv1, _, folded2, conv3, shortcut), weight2 in zip(self.blocks, self.canvas_weights):
-            y = _pointwise_cm(cur, conv1).relu_()
-            y = canvas_conv3x3_cm(y.view(-1, r, s, s), weight2, folded2[1], relu=True,
+            y = _pointwise_cm(cur, conv1)  # its ReLU is applied as it is copied onto the canvas
+            y = canvas_conv3x3_cm(y.view(-1, r, s, s), weight2, folded2[1], relu=True, relu_input=True,
                                   canvases=canvases)
             if shortcut is not None:
                 residual = _pointwise_cm(cur, shortcut)
