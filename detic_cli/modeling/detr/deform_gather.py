@@ -1,4 +1,5 @@
-"""Inference sampler of multi-scale deformable attention: bilinear samples as one weighted gather-sum.
+"""Inference sampler of multi-scale deformable attention (bilinear samples as one weighted gather-sum), and the
+per-level spreading of constants it shares with the module's sampling locations (training included).
 
 The 4 bilinear corners of every sampling point become rows of one zero-bordered value table and weights
 (attention weight x bilinear weight), summed by a single `embedding_bag`: no (N*M, D, Q, L*P) sample tensor
@@ -14,7 +15,7 @@ from functools import lru_cache
 import torch
 import torch.nn.functional as F
 
-__all__ = ["level_constant", "ms_deform_attn_gather", "spread_levels"]
+__all__ = ["corners", "level_constant", "ms_deform_attn_gather", "padded_table", "spread_levels"]
 
 Shapes = tuple[tuple[int, int], ...]
 
@@ -71,7 +72,7 @@ def padded_table(value: torch.Tensor, spatial_shapes: list[tuple[int, int]]) -> 
     start = 0
     for level, (h, w) in zip(value.split([h * w for h, w in spatial_shapes], dim=1), spatial_shapes, strict=True):
         cells = table[:, :, start:start + (h + 3) * (w + 3)].view(n, m, h + 3, w + 3, d)
-        cells[:, :, 1:h + 1, 1:w + 1] = level.view(n, h, w, m, d).permute(0, 3, 1, 2, 4)
+        cells[:, :, 1:h + 1, 1:w + 1] = level.reshape(n, h, w, m, d).permute(0, 3, 1, 2, 4)
         for border in (cells[:, :, 0], cells[:, :, h + 1:], cells[:, :, 1:h + 1, 0], cells[:, :, 1:h + 1, w + 1:]):
             border.zero_()
         start += (h + 3) * (w + 3)

@@ -72,14 +72,15 @@ class MSDeformAttn(nn.Module):
         m, p = self.n_heads, self.n_points
         offsets = self.sampling_offsets(query).view(n * q, -1)  # (N * Q, M * L * P * 2), as (M, L, P, 2)
         shape = (n, q, m, self.n_levels, p, 2)
-        refs = reference_points.reshape(n * q, self.n_levels, -1)
-        if refs.shape[-1] == 2:
+        size = reference_points.shape[-1]
+        if size not in (2, 4):
+            raise ValueError(f"reference_points must end in 2 or 4 values, got {tuple(reference_points.shape)}")
+        refs = reference_points.expand(n, q, self.n_levels, size).reshape(n * q, self.n_levels, size)
+        if size == 2:
             normalizer = level_constant(tuple((w, h) for h, w in spatial_shapes), query.dtype, query.device)
             return (offsets / spread_levels(normalizer[None], m, p) + spread_levels(refs, m, p)).view(shape)
-        if refs.shape[-1] == 4:
-            centres, sizes = spread_levels(refs[..., :2], m, p), spread_levels(refs[..., 2:], m, p)
-            return (centres + offsets / p * sizes * 0.5).view(shape)
-        raise ValueError(f"reference_points must end in 2 or 4 values, got {tuple(reference_points.shape)}")
+        centres, sizes = spread_levels(refs[..., :2], m, p), spread_levels(refs[..., 2:], m, p)
+        return (centres + offsets / p * sizes * 0.5).view(shape)
 
     def forward(self, query: torch.Tensor, reference_points: torch.Tensor, input_flatten: torch.Tensor,
                 spatial_shapes: list[tuple[int, int]], padding_mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -102,6 +103,7 @@ class MSDeformAttn(nn.Module):
         weights = self.attention_weights(query).view(n, q, self.n_heads, self.n_levels * self.n_points)
         weights = F.softmax(weights, -1).view(n, q, self.n_heads, self.n_levels, self.n_points)
         locations = self.sampling_locations(query, reference_points, spatial_shapes)
-        needs_grad = torch.is_grad_enabled() and (value.requires_grad or locations.requires_grad)
+        needs_grad = torch.is_grad_enabled() and (value.requires_grad or locations.requires_grad
+                                                   or weights.requires_grad)
         sample = ms_deform_attn_sample if needs_grad else ms_deform_attn_gather
         return self.output_proj(sample(value, spatial_shapes, locations, weights))

@@ -113,3 +113,28 @@ def test_module_uses_gather_without_gradients_and_grid_sample_with():
                                                           weights))
     assert torch.equal(fast, expected)
     torch.testing.assert_close(fast, out.detach(), rtol=1e-5, atol=1e-6)
+
+
+def test_gradients_reach_the_attention_weights_alone():
+    """Training with frozen value and offset projections: the attention weights still get gradients."""
+    torch.manual_seed(0)
+    attn = MSDeformAttn(d_model=16, n_levels=len(SHAPES), n_heads=2, n_points=3)
+    for module in (attn.value_proj, attn.sampling_offsets):
+        module.requires_grad_(False)
+    s = sum(h * w for h, w in SHAPES)
+    out = attn(torch.randn(1, 4, 16), torch.rand(1, 4, len(SHAPES), 2), torch.randn(1, s, 16), SHAPES)
+    out.sum().backward()
+    assert attn.attention_weights.weight.grad is not None and attn.attention_weights.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("ref_dim", [2, 4])
+def test_reference_points_broadcast_over_levels(ref_dim):
+    torch.manual_seed(0)
+    attn = MSDeformAttn(d_model=16, n_levels=len(SHAPES), n_heads=2, n_points=3)
+    query, ref = torch.randn(2, 4, 16), torch.rand(2, 4, 1, ref_dim)
+    with torch.no_grad():
+        torch.testing.assert_close(attn.sampling_locations(query, ref, SHAPES),
+                                   attn.sampling_locations(query, ref.expand(2, 4, len(SHAPES), ref_dim), SHAPES),
+                                   rtol=0, atol=0)
+    with pytest.raises(ValueError, match="2 or 4 values"):
+        attn.sampling_locations(query, torch.rand(2, 4, len(SHAPES), 3), SHAPES)
