@@ -15,16 +15,9 @@ from functools import lru_cache
 import torch
 import torch.nn.functional as F
 
-__all__ = ["corners", "level_constant", "ms_deform_attn_gather", "padded_table", "spread_levels"]
+__all__ = ["corners", "ms_deform_attn_gather", "padded_table", "point_sizes", "spread_levels"]
 
 Shapes = tuple[tuple[int, int], ...]
-
-
-@lru_cache(maxsize=64)
-def level_constant(values: tuple, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """A small per-level tensor (level sizes, widths, ...), made once per (values, dtype, device): building
-    it on every call would copy from the host each time, a synchronising copy on CUDA."""
-    return torch.tensor(values, dtype=dtype, device=device)
 
 
 @lru_cache(maxsize=64)
@@ -44,21 +37,30 @@ def spread_levels(per_level: torch.Tensor, heads: int, points: int) -> torch.Ten
     return torch.gather(per_level.reshape(b, levels * k), 1, index.view(1, -1).expand(b, -1))
 
 
+def _spread(per_level: list, heads: int, points: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """Python per-level values [L][K] -> (heads * L * points * K,) as `spread_levels` lays them out."""
+    return spread_levels(torch.tensor(per_level, dtype=dtype, device=device)[None], heads, points)[0]
+
+
+@lru_cache(maxsize=16)
+def point_sizes(shapes: Shapes, heads: int, points: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """(heads * L * points * 2,) the (W_l, H_l) of each sampling point's level, in the offsets' (M, L, P, 2)
+    order; made once per shape (building it per call would copy from the host, a synchronising copy on CUDA)."""
+    return _spread([(w, h) for h, w in shapes], heads, points, dtype, device)
+
+
 @lru_cache(maxsize=16)
 def _point_constants(shapes: Shapes, heads: int, points: int, dtype: torch.dtype, itype: torch.dtype,
                      device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per sampling point (heads * L * points of them, in the offsets' order): (W_l, H_l) float pairs;
-    padded level width W_l + 3; first table row of its (head, level); corner offsets (0, 1, W_l + 3, W_l + 4)."""
+    """Per sampling point (heads * L * points of them, in the offsets' order): (W_l, H_l) float pairs
+    (`point_sizes`); padded level width W_l + 3; first table row of its (head, level); corner offsets
+    (0, 1, W_l + 3, W_l + 4)."""
     sizes = [(h + 3) * (w + 3) for h, w in shapes]
     total, starts = sum(sizes), [sum(sizes[:i]) for i in range(len(shapes))]
-
-    def spread(rows: list, dt: torch.dtype) -> torch.Tensor:
-        return spread_levels(torch.tensor(rows, dtype=dt, device=device)[None], heads, points)[0]
-
-    wh = spread([(w, h) for h, w in shapes], dtype)
-    width = spread([[w + 3] for _, w in shapes], itype)
-    first = spread([[s] for s in starts], itype) + torch.arange(heads, dtype=itype, device=device).repeat_interleave(
-        len(shapes) * points) * total
+    wh = point_sizes(shapes, heads, points, dtype, device)
+    width = _spread([[w + 3] for _, w in shapes], heads, points, itype, device)
+    first = _spread([[s] for s in starts], heads, points, itype, device) + torch.arange(
+        heads, dtype=itype, device=device).repeat_interleave(len(shapes) * points) * total
     corners = torch.stack([torch.zeros_like(width), torch.ones_like(width), width, width + 1], -1)
     return wh, width, first, corners
 

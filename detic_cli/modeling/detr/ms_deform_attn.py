@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from detic_cli.modeling.detr.deform_gather import level_constant, ms_deform_attn_gather, spread_levels
+from detic_cli.modeling.detr.deform_gather import ms_deform_attn_gather, point_sizes, spread_levels
 
 __all__ = ["MSDeformAttn", "ms_deform_attn_gather", "ms_deform_attn_sample"]
 
@@ -77,8 +77,9 @@ class MSDeformAttn(nn.Module):
             raise ValueError(f"reference_points must end in 2 or 4 values, got {tuple(reference_points.shape)}")
         refs = reference_points.expand(n, q, self.n_levels, size).reshape(n * q, self.n_levels, size)
         if size == 2:
-            normalizer = level_constant(tuple((w, h) for h, w in spatial_shapes), query.dtype, query.device)
-            return (offsets / spread_levels(normalizer[None], m, p) + spread_levels(refs, m, p)).view(shape)
+            shapes = tuple((int(h), int(w)) for h, w in spatial_shapes)
+            normalizer = point_sizes(shapes, m, p, query.dtype, query.device)
+            return (offsets / normalizer + spread_levels(refs, m, p)).view(shape)
         centres, sizes = spread_levels(refs[..., :2], m, p), spread_levels(refs[..., 2:], m, p)
         return (centres + offsets / p * sizes * 0.5).view(shape)
 
