@@ -10,6 +10,7 @@ from torch import nn
 
 from detic_cli.data.transforms import resize_shortest_edge
 from detic_cli.engine.amp import autocast_scope
+from detic_cli.engine.host_memory import keep_freed_blocks
 from detic_cli.errors import DeticError
 from detic_cli.layers.fast_conv import use_winograd
 from detic_cli.layers.fused_conv import use_fused_convolutions
@@ -66,6 +67,8 @@ class Predictor:
                  amp: torch.dtype | None = None, region_embeddings: bool = False, input_bucket: int = 0) -> None:
         if input_bucket < 0:
             raise DeticError(f"input_bucket must be 0 (off) or a positive number of pixels, got {input_bucket}")
+        if device.type == "cpu":
+            keep_freed_blocks()  # per-call tensors reuse freed heap blocks instead of fresh page-faulted memory
         self.amp = amp
         self.device = device
         self.model = model

@@ -1,0 +1,57 @@
+"""engine/host_memory.py: freed large blocks are reused instead of page-faulted again, and the opt-out."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from detic_cli.engine import host_memory
+from detic_cli.errors import DeticError
+
+# Runs a Swin block (stage-1 width, 200 x 200 tokens: its window tensors are 30-60 MB, above glibc's largest
+# mmap threshold) a few times, as a predictor does, and prints the minor page faults of the last three passes.
+_FAULTS = """
+import resource, torch
+from detic_cli.engine.host_memory import keep_freed_blocks
+from detic_cli.modeling.backbone.swin import SwinBlock
+on = keep_freed_blocks()
+torch.manual_seed(0)
+block, x = SwinBlock(128, 4, 7, 3, 0.0).eval(), torch.randn(1, 200, 200, 128)
+with torch.inference_mode():
+    block(x, None)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(3):
+        block(x, None)
+print(on, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+def _faults(setting: str) -> tuple[str, int]:
+    env = {**os.environ, host_memory.ENV_VAR: setting}
+    out = subprocess.run([sys.executable, "-c", _FAULTS], env=env, capture_output=True, text=True, check=True)
+    on, faults = out.stdout.split()
+    return on, int(faults)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt: Linux only")
+def test_freed_blocks_are_reused_without_page_faults() -> None:
+    on, kept = _faults("keep")
+    off, system = _faults("system")
+    assert (on, off) == ("True", "False")
+    pages = 3 * (60 << 20) // 4096  # at least one 60 MB tensor per pass
+    assert system > pages  # glibc's default: each large block is a fresh mapping, faulted page by page
+    assert kept < system // 4  # kept: freed blocks are reused (~7x fewer faults here, ~13x on a Swin-B call)
+
+
+def test_system_setting_turns_it_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(host_memory.ENV_VAR, "System ")
+    assert host_memory.keep_freed_blocks() is False
+
+
+def test_bad_setting_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(host_memory.ENV_VAR, "lots")
+    with pytest.raises(DeticError, match="DETIC_HOST_MEMORY='lots'.*'keep'.*'system'"):
+        host_memory.keep_freed_blocks()
