@@ -73,12 +73,14 @@ def test_traced_rpn_proposals_follow_the_input_size(tmp_path):
 
 @pytest.mark.slow
 def test_r50_c4_parity_model_exports_and_matches(shared_dir, parity_checkpoint, tmp_path):
-    """The export's own check on the chelsea picture at 128 px with 40 RPN proposals: every PyTorch detection
-    paired (the traced RPN at other sizes: the test above)."""
+    """The export's own check on the chelsea picture at 160 px with 40 RPN proposals: every PyTorch detection
+    paired (the traced RPN at other sizes: the test above). Not 128 px: there the RPN keeps thin strips along
+    the bottom border whose pooled features are identical (every sample reads the last feature row), so their
+    detections tie exactly and which one NMS keeps is down to float rounding, not to the export."""
     from detic_cli.export.build import export_model
     from detic_cli.export.export import ExportSettings
 
-    small = ["INPUT.MIN_SIZE_TEST=128", "INPUT.MAX_SIZE_TEST=192", "MODEL.RPN.PRE_NMS_TOPK_TEST=300",
+    small = ["INPUT.MIN_SIZE_TEST=160", "INPUT.MAX_SIZE_TEST=240", "MODEL.RPN.PRE_NMS_TOPK_TEST=300",
              "MODEL.RPN.POST_NMS_TOPK_TEST=40"]
     report = export_model(config=shared_dir / "detic-reference/configs" / C4, weights=parity_checkpoint(C4),
                           out=tmp_path / "c4.onnx", settings=ExportSettings(masks=False), overrides=small,

@@ -56,15 +56,16 @@ class CustomRes5ROIHeads(nn.Module):
 
         Without gradients (float32, no autocast) res5 runs folded (`FoldedRes5`: frozen BN in the convs,
         channels-last GEMMs), equal up to float rounding; on the CPU the regions are then pooled by
-        `roi_align_nhwc`, only the bins res5's strided first convolutions read. Training keeps the modules."""
+        `roi_align_nhwc`, only the bins res5's strided first convolutions read, after the first block's 1x1
+        weights are applied to the feature map (`FoldedRes5.run_on_features`). Training keeps the modules."""
         maps = [features[f] for f in self.in_features]
         boxes = [p.proposal_boxes for p in proposals]
         folded = self._inference_res5(maps[0])
         if folded is not None and len(maps) == 1 and pools_by_gather(maps[0]):
-            pooler = self.pooler
-            pooled = roi_align_nhwc(maps[0], boxes_to_rois(boxes), pooler.output_size[0], pooler.scales[0],
-                                    pooler.sampling_ratio, pooler.aligned, bin_step=folded.subsample)
-            return folded.run_subsampled(pooled)
+            pooler, rois = self.pooler, boxes_to_rois(boxes)
+            return folded.run_on_features(maps[0], lambda table: roi_align_nhwc(
+                table, rois, pooler.output_size[0], pooler.scales[0], pooler.sampling_ratio, pooler.aligned,
+                bin_step=folded.subsample))
         pooled = self.pooler(maps, boxes)
         return folded(pooled) if folded is not None else self.res5(pooled).mean(dim=[2, 3])
 

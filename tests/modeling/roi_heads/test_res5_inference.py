@@ -7,6 +7,7 @@ import torch
 
 from detic_cli.layers.batch_norm import FrozenBatchNorm2d
 from detic_cli.modeling.backbone.resnet import make_stage
+from detic_cli.modeling.roi_heads import res5_inference
 from detic_cli.modeling.roi_heads.res5_inference import FoldedRes5
 
 
@@ -71,3 +72,51 @@ def test_canvas_path_equals_stage_and_keeps_its_input(monkeypatch):
 
 def test_unfrozen_norms_are_not_folded():
     assert not FoldedRes5.supported(_stage(True, norm="BN"))
+
+
+def _pool(rois: torch.Tensor, step: int = 2):
+    from detic_cli.layers.roi_align_nhwc import roi_align_nhwc
+
+    return lambda table: roi_align_nhwc(table, rois, 14, 0.25, 0, True, bin_step=step)
+
+
+def _rois() -> torch.Tensor:
+    """Image index + XYXY boxes on a 2-picture 64 x 64 batch: inside, across the border, tiny, empty."""
+    return torch.tensor([[0, 4.0, 6.0, 50.0, 40.0], [1, -8.0, 10.0, 30.0, 70.0], [0, 20.0, 20.0, 21.5, 22.0],
+                         [1, 33.0, 12.0, 33.0, 12.0], [0, 0.0, 0.0, 63.0, 63.0]])
+
+
+def test_projecting_before_pooling_equals_pooling_first():
+    """`run_on_features`: the first block's 1x1 weights on the feature map, then ROIAlign, then res5 = ROIAlign
+    then the stage (its bias after pooling: bins at the border and empty regions included)."""
+    stage = _stage(True)
+    folded = FoldedRes5(stage)
+    features = torch.randn(2, 16, 16, 16) * 3 + 1
+    rois, channels = _rois(), []
+    with torch.no_grad():
+        expected = folded.run_subsampled(_pool(rois)(features))
+        reference = stage(torchvision_pooled(features, rois)).mean(dim=[2, 3])
+        got = folded.run_on_features(features, lambda t: channels.append(t.shape[1]) or _pool(rois)(t))
+        projected = res5_inference.canvas_ready(features)
+    # the pooled map is the projection: conv1's 8 channels and the shortcut's 32 side by side
+    assert channels == ([8 + 32] if projected else [16]) and got.shape == (5, 32)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(got, reference, rtol=1e-5, atol=1e-5)
+
+
+def test_projection_needs_a_first_shortcut_and_the_canvas():
+    stage = _stage(False)  # strided 3x3: no canvas, so no projection path
+    folded = FoldedRes5(stage)
+    features = torch.randn(2, 16, 16, 16)
+    calls, pool = [], _pool(_rois(), folded.subsample)
+    with torch.no_grad():
+        got = folded.run_on_features(features, lambda t: calls.append(t.shape[1]) or pool(t))
+    assert calls == [16]  # pooled the raw 16-channel map once
+    torch.testing.assert_close(got, stage(torchvision_pooled(features, _rois())).mean(dim=[2, 3]), rtol=1e-5,
+                               atol=1e-5)
+
+
+def torchvision_pooled(features: torch.Tensor, rois: torch.Tensor) -> torch.Tensor:
+    from torchvision.ops import roi_align
+
+    return roi_align(features, rois, 14, 0.25, 0, True)
