@@ -22,30 +22,38 @@ from functools import lru_cache
 from detic_cli.errors import DeticError
 
 ENV_VAR = "DETIC_HOST_MEMORY"
-# mallopt(3) parameters and the values set: blocks up to 1 GiB come from the heap, and the heap's free top is
-# never trimmed (the largest value mallopt takes, an int).
+# mallopt(3) parameters and the values set: blocks up to 1 GiB come from the heap (glibc before ~2.35 takes at
+# most 32 MiB, tried next), and the heap's free top is never trimmed (the largest value mallopt takes, an int).
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
-MMAP_THRESHOLD = 1 << 30
+MMAP_THRESHOLDS = (1 << 30, 32 << 20)
 TRIM_THRESHOLD = (1 << 31) - 1
+# The user's own malloc tuning, which this leaves alone.
+USER_TUNING = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_MMAP_MAX_")
 
 
 def keep_freed_blocks() -> bool:
-    """Asks glibc, once per process, to keep freed large blocks for reuse. Returns whether the setting is on
-    (False with `DETIC_HOST_MEMORY=system`, off Linux/glibc, or where glibc refuses the values); any other
-    `DETIC_HOST_MEMORY` value raises `DeticError`."""
+    """Asks glibc, once per process, to keep freed large blocks for reuse. Returns whether this call asks for
+    it: False with `DETIC_HOST_MEMORY=system`, off Linux/glibc, where the user tunes malloc already
+    (`MALLOC_*_` variables or `glibc.malloc` tunables), or where glibc refuses the values. A setting once made
+    stays for the process. Any other `DETIC_HOST_MEMORY` value raises `DeticError`.
+
+    Blocks allocated by threads other than the main one come from glibc's per-thread arenas, which still map
+    blocks above 64 MB afresh (e.g. `detic serve`'s batching thread): there the saving is smaller."""
     choice = os.environ.get(ENV_VAR, "").strip().lower() or "keep"
     if choice not in ("keep", "system"):
         raise DeticError(f"{ENV_VAR}={os.environ[ENV_VAR]!r}: expected 'keep' (the default) or 'system'")
-    return choice == "keep" and sys.platform.startswith("linux") and _apply_mallopt()
+    user_tuned = any(v in os.environ for v in USER_TUNING) or "glibc.malloc" in os.environ.get("GLIBC_TUNABLES", "")
+    return choice == "keep" and not user_tuned and sys.platform.startswith("linux") and _apply_mallopt()
 
 
 @lru_cache(maxsize=1)
 def _apply_mallopt() -> bool:
-    """Sets the two thresholds through glibc's mallopt once; whether glibc took both."""
+    """Sets the two thresholds through glibc's mallopt once, each on its own; whether glibc took both."""
     libc = _glibc()
     if libc is None:
         return False
-    return bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+    mmap = any(libc.mallopt(M_MMAP_THRESHOLD, value) for value in MMAP_THRESHOLDS)  # stops at the first taken
+    return bool(libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)) and mmap
 
 
 def _glibc() -> ctypes.CDLL | None:

@@ -67,8 +67,7 @@ class Predictor:
                  amp: torch.dtype | None = None, region_embeddings: bool = False, input_bucket: int = 0) -> None:
         if input_bucket < 0:
             raise DeticError(f"input_bucket must be 0 (off) or a positive number of pixels, got {input_bucket}")
-        if device.type == "cpu":
-            keep_freed_blocks()  # per-call tensors reuse freed heap blocks instead of fresh page-faulted memory
+        keep_freed_blocks()  # per-call host tensors reuse freed heap blocks instead of fresh page-faulted memory
         self.amp = amp
         self.device = device
         self.model = model

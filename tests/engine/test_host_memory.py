@@ -30,7 +30,8 @@ print(on, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 
 
 def _faults(setting: str) -> tuple[str, int]:
-    env = {**os.environ, host_memory.ENV_VAR: setting}
+    env = {k: v for k, v in os.environ.items() if k not in host_memory.USER_TUNING and k != "GLIBC_TUNABLES"}
+    env[host_memory.ENV_VAR] = setting
     out = subprocess.run([sys.executable, "-c", _FAULTS], env=env, capture_output=True, text=True, check=True)
     on, faults = out.stdout.split()
     return on, int(faults)
@@ -40,10 +41,14 @@ def _faults(setting: str) -> tuple[str, int]:
 def test_freed_blocks_are_reused_without_page_faults() -> None:
     on, kept = _faults("keep")
     off, system = _faults("system")
-    assert (on, off) == ("True", "False")
-    pages = 3 * (60 << 20) // 4096  # at least one 60 MB tensor per pass
-    assert system > pages  # glibc's default: each large block is a fresh mapping, faulted page by page
-    assert kept < system // 4  # kept: freed blocks are reused (~7x fewer faults here, ~13x on a Swin-B call)
+    if on == "False":
+        pytest.skip("not glibc, or glibc refused the thresholds")
+    assert off == "False"
+    if system < 3 * (60 << 20) // (64 << 10):
+        pytest.skip("the kernel maps large blocks with huge pages here: too few faults to compare")
+    # glibc's default: each large block (at least one 60 MB tensor per pass) is a fresh mapping, faulted page by
+    # page; kept: freed blocks are reused (~7x fewer faults here, ~13x on a Swin-B call)
+    assert kept < system // 4
 
 
 def test_system_setting_turns_it_off(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -55,3 +60,12 @@ def test_bad_setting_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv(host_memory.ENV_VAR, "lots")
     with pytest.raises(DeticError, match="DETIC_HOST_MEMORY='lots'.*'keep'.*'system'"):
         host_memory.keep_freed_blocks()
+
+
+def test_the_users_own_malloc_tuning_is_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(host_memory.ENV_VAR, raising=False)
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "131072")
+    assert host_memory.keep_freed_blocks() is False
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_")
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.mmap_threshold=65536")
+    assert host_memory.keep_freed_blocks() is False

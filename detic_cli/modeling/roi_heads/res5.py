@@ -63,9 +63,10 @@ class CustomRes5ROIHeads(nn.Module):
         folded = self._inference_res5(maps[0])
         if folded is not None and len(maps) == 1 and pools_by_gather(maps[0]):
             pooler, rois = self.pooler, boxes_to_rois(boxes)
+            side = -(-pooler.output_size[0] // folded.subsample)
             return folded.run_on_features(maps[0], lambda table: roi_align_nhwc(
                 table, rois, pooler.output_size[0], pooler.scales[0], pooler.sampling_ratio, pooler.aligned,
-                bin_step=folded.subsample))
+                bin_step=folded.subsample), bins=rois.shape[0] * side * side)
         pooled = self.pooler(maps, boxes)
         return folded(pooled) if folded is not None else self.res5(pooled).mean(dim=[2, 3])
 

@@ -34,6 +34,9 @@ from detic_cli.modeling.backbone.resnet import BottleneckBlock
 __all__ = ["FoldedRes5"]
 
 _Folded = tuple[torch.Tensor, torch.Tensor, int]  # weight, bias, stride
+# Project before pooling when the pooled bins outnumber the feature map's pixels this many times (1000 C4
+# proposals at 800 x 800: 49000 bins, 2500 pixels).
+PROJECT_FIRST = 4
 
 
 def _fold(conv: nn.Conv2d) -> _Folded:
@@ -64,9 +67,9 @@ def _pointwise(x: torch.Tensor, folded: _Folded, out: torch.Tensor | None = None
         x = x[:, ::stride, ::stride]
     r, h, w, c = x.shape
     flat = x.reshape(-1, c)
-    if out is None:
-        return torch.addmm(bias, flat, weight).view(r, h, w, -1)
-    return out.view(-1, weight.shape[1]).addmm_(flat, weight).add_(bias).view(r, h, w, -1)
+    if out is None:  # explicit C_out: a view of 0 regions cannot infer it
+        return torch.addmm(bias, flat, weight).view(r, h, w, weight.shape[1])
+    return out.view(-1, weight.shape[1]).addmm_(flat, weight).add_(bias).view(r, h, w, weight.shape[1])
 
 
 def _pointwise_cm(x: torch.Tensor, folded: _Folded, out: torch.Tensor | None = None) -> torch.Tensor:
@@ -102,8 +105,9 @@ class FoldedRes5:
             first[4] = (*first[4][:2], 1)
         # project first: the first block's conv1 and shortcut weights side by side (C_in, C_mid + C_out), and
         # the shortcut's bias joined to conv3's (both are added to the same sum)
-        self.projection = torch.cat([first[0][0], first[4][0]], 1).contiguous() if first[4] is not None else None
-        self.first_bias = first[3][1] + first[4][1] if first[4] is not None else None
+        projects = self.canvas and first[4] is not None and all(b[4] is None for b in self.blocks[1:])
+        self.projection = torch.cat([first[0][0], first[4][0]], 1).contiguous() if projects else None
+        self.first_bias = first[3][1] + first[4][1] if projects else None
 
     @staticmethod
     def supported(stage: nn.Module) -> bool:
@@ -117,14 +121,16 @@ class FoldedRes5:
         step = self.subsample
         return self.run_subsampled(pooled[:, :, ::step, ::step].permute(0, 2, 3, 1))
 
-    def run_on_features(self, features: torch.Tensor,
-                        pool: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    def run_on_features(self, features: torch.Tensor, pool: Callable[[torch.Tensor], torch.Tensor],
+                        bins: int) -> torch.Tensor:
         """features (N, C_in, H, W); `pool` maps an (N, C, H, W) map to its (R, S, S, C) pooled regions at the bins
-        the first block reads (every `subsample`-th, channels-last). Returns (R, C_out) as `run_subsampled(
-        pool(features))`; on the canvas path the first block's 1x1 weights are applied before pooling."""
-        if self.projection is None or not (self.canvas and canvas_ready(features)):
-            return self.run_subsampled(pool(features))
+        the first block reads (every `subsample`-th, channels-last, contiguous); `bins` = R * S * S. Returns
+        (R, C_out) as `run_subsampled(pool(features))`. On the canvas path, when the bins outnumber the map's
+        pixels `PROJECT_FIRST` times (the GEMM then shrinks more than pooling 2.5x the channels costs), the
+        first block's 1x1 weights are applied to the map before pooling."""
         n, c, h, w = features.shape
+        if self.projection is None or bins < PROJECT_FIRST * n * h * w or not canvas_ready(features):
+            return self.run_subsampled(pool(features))
         table = features.permute(0, 2, 3, 1).reshape(-1, c) @ self.projection  # (N * H * W, C_mid + C_out)
         pooled = pool(table.view(n, h, w, -1).permute(0, 3, 1, 2))
         if pooled.shape[0] == 0 or pooled.shape[1] != pooled.shape[2]:

@@ -80,10 +80,16 @@ def _pool(rois: torch.Tensor, step: int = 2):
     return lambda table: roi_align_nhwc(table, rois, 14, 0.25, 0, True, bin_step=step)
 
 
-def _rois() -> torch.Tensor:
-    """Image index + XYXY boxes on a 2-picture 64 x 64 batch: inside, across the border, tiny, empty."""
-    return torch.tensor([[0, 4.0, 6.0, 50.0, 40.0], [1, -8.0, 10.0, 30.0, 70.0], [0, 20.0, 20.0, 21.5, 22.0],
-                         [1, 33.0, 12.0, 33.0, 12.0], [0, 0.0, 0.0, 63.0, 63.0]])
+def _rois(count: int = 48) -> torch.Tensor:
+    """Image index + XYXY boxes on a 2-picture 64 x 64 batch: inside, across the border, tiny, empty, then
+    random ones up to `count` (48 regions x 49 bins outnumber the 2 x 16 x 16 map's pixels 4.6 times)."""
+    fixed = torch.tensor([[0, 4.0, 6.0, 50.0, 40.0], [1, -8.0, 10.0, 30.0, 70.0], [0, 20.0, 20.0, 21.5, 22.0],
+                          [1, 33.0, 12.0, 33.0, 12.0], [0, 0.0, 0.0, 63.0, 63.0]])
+    generator = torch.Generator().manual_seed(1)
+    corners = torch.rand(count - len(fixed), 2, 2, generator=generator) * 64
+    boxes = torch.cat([corners.min(1).values, corners.max(1).values], 1)
+    images = torch.randint(0, 2, (count - len(fixed), 1), generator=generator).float()
+    return torch.cat([fixed, torch.cat([images, boxes], 1)])[:count]
 
 
 def test_projecting_before_pooling_equals_pooling_first():
@@ -96,10 +102,11 @@ def test_projecting_before_pooling_equals_pooling_first():
     with torch.no_grad():
         expected = folded.run_subsampled(_pool(rois)(features))
         reference = stage(torchvision_pooled(features, rois)).mean(dim=[2, 3])
-        got = folded.run_on_features(features, lambda t: channels.append(t.shape[1]) or _pool(rois)(t))
+        got = folded.run_on_features(features, lambda t: channels.append(t.shape[1]) or _pool(rois)(t),
+                                     bins=len(rois) * 49)
         projected = res5_inference.canvas_ready(features)
     # the pooled map is the projection: conv1's 8 channels and the shortcut's 32 side by side
-    assert channels == ([8 + 32] if projected else [16]) and got.shape == (5, 32)
+    assert channels == ([8 + 32] if projected else [16]) and got.shape == (48, 32)
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(got, reference, rtol=1e-5, atol=1e-5)
 
@@ -110,7 +117,7 @@ def test_projection_needs_a_first_shortcut_and_the_canvas():
     features = torch.randn(2, 16, 16, 16)
     calls, pool = [], _pool(_rois(), folded.subsample)
     with torch.no_grad():
-        got = folded.run_on_features(features, lambda t: calls.append(t.shape[1]) or pool(t))
+        got = folded.run_on_features(features, lambda t: calls.append(t.shape[1]) or pool(t), bins=48 * 196)
     assert calls == [16]  # pooled the raw 16-channel map once
     torch.testing.assert_close(got, stage(torchvision_pooled(features, _rois())).mean(dim=[2, 3]), rtol=1e-5,
                                atol=1e-5)
@@ -120,3 +127,17 @@ def torchvision_pooled(features: torch.Tensor, rois: torch.Tensor) -> torch.Tens
     from torchvision.ops import roi_align
 
     return roi_align(features, rois, 14, 0.25, 0, True)
+
+
+@pytest.mark.parametrize("count", [0, 5])
+def test_few_regions_are_pooled_before_the_projection(count):
+    """Fewer bins than `PROJECT_FIRST` times the map's pixels (or none): the raw map is pooled, as before."""
+    stage = _stage(True)
+    folded = FoldedRes5(stage)
+    features, rois, channels = torch.randn(2, 16, 16, 16), _rois(48)[:count], []
+    with torch.no_grad():
+        got = folded.run_on_features(features, lambda t: channels.append(t.shape[1]) or _pool(rois)(t),
+                                     bins=count * 49)
+        expected = stage(torchvision_pooled(features, rois)).mean(dim=[2, 3])
+    assert channels == [16] and got.shape == (count, 32)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
