@@ -12,7 +12,8 @@ from detic_cli.engine import host_memory
 from detic_cli.errors import DeticError
 
 # Runs a Swin block (stage-1 width, 200 x 200 tokens: its window tensors are 30-60 MB, above glibc's largest
-# mmap threshold) a few times, as a predictor does, and prints the minor page faults of the last three passes.
+# default mmap threshold) three times, as a predictor's first calls do, then prints the minor page faults of
+# two more passes (kept: the heap has grown to the pass's peak by then, ~0 faults; glibc's default: ~50k each).
 _FAULTS = """
 import resource, torch
 from detic_cli.engine.host_memory import keep_freed_blocks
@@ -21,9 +22,10 @@ on = keep_freed_blocks()
 torch.manual_seed(0)
 block, x = SwinBlock(128, 4, 7, 3, 0.0).eval(), torch.randn(1, 200, 200, 128)
 with torch.inference_mode():
-    block(x, None)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     for _ in range(3):
+        block(x, None)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(2):
         block(x, None)
 print(on, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
@@ -44,11 +46,11 @@ def test_freed_blocks_are_reused_without_page_faults() -> None:
     if on == "False":
         pytest.skip("not glibc, or glibc refused the thresholds")
     assert off == "False"
-    if system < 3 * (60 << 20) // (64 << 10):
+    if system < 2 * (60 << 20) // (64 << 10):
         pytest.skip("the kernel maps large blocks with huge pages here: too few faults to compare")
     # glibc's default: each large block (at least one 60 MB tensor per pass) is a fresh mapping, faulted page by
-    # page; kept: freed blocks are reused (~7x fewer faults here, ~13x on a Swin-B call)
-    assert kept < system // 4
+    # page; kept: freed blocks are reused
+    assert kept < system // 10
 
 
 def test_system_setting_turns_it_off(monkeypatch: pytest.MonkeyPatch) -> None:
