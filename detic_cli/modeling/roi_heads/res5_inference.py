@@ -133,8 +133,6 @@ class FoldedRes5:
             return self.run_subsampled(pool(features))
         table = features.permute(0, 2, 3, 1).reshape(-1, c) @ self.projection  # (N * H * W, C_mid + C_out)
         pooled = pool(table.view(n, h, w, -1).permute(0, 3, 1, 2))
-        if pooled.shape[0] == 0 or pooled.shape[1] != pooled.shape[2]:
-            return self.run_subsampled(pool(features))
         try:
             return self._run_projected(pooled)
         except RuntimeError:  # NNPACK refuses some sizes: the unprojected path, which falls back to oneDNN
@@ -173,24 +171,27 @@ class FoldedRes5:
                               relu_input=True, canvases=canvases)
         cur = flat[:, width:].t().addmm_(self.blocks[0][3][0].t(), y.view(y.shape[0], -1))
         cur = cur.add_(self.first_bias[:, None]).relu_()  # (C_out, N), a view of `pooled`
-        for (conv1, _, folded2, conv3, _), weight2 in zip(self.blocks[1:], self.canvas_weights[1:]):
-            y = canvas_conv3x3_cm(_pointwise_cm(cur, conv1).view(-1, r, s, s), weight2, folded2[1], relu=True,
-                                  relu_input=True, canvases=canvases)
-            cur = _pointwise_cm(y.view(y.shape[0], -1), conv3, out=cur).relu_()
-        return cur.view(cur.shape[0], r, s * s).mean(dim=2).t().contiguous()
+        return self._canvas_blocks(cur, r, s, start=1, canvases=canvases)
 
     def _run_channel_major(self, x: torch.Tensor) -> torch.Tensor:
         """`run_subsampled` through the canvas: (R, S, S, C_in) -> (R, C_out), activations (C, R * S * S)."""
         r, s, _, c = x.shape
-        cur = x.reshape(-1, c).t()  # (C_in, N) view: the GEMMs read it transposed, no copy
-        canvases: dict = {}  # one zeroed canvas for the three 3x3 convolutions
-        for (conv1, _, folded2, conv3, shortcut), weight2 in zip(self.blocks, self.canvas_weights):
+        return self._canvas_blocks(x.reshape(-1, c).t(), r, s, caller=x)  # a (C_in, N) view: GEMMs read it transposed
+
+    def _canvas_blocks(self, cur: torch.Tensor, r: int, s: int, *, start: int = 0, caller: torch.Tensor | None = None,
+                       canvases: dict | None = None) -> torch.Tensor:
+        """Blocks `start`.. on channel-major activations `cur` (C, R * S * S) -> (R, C_out) spatial means. Residual
+        sums are written in place, never into `caller`'s memory; `canvases`: the zeroed canvases of the 3x3 convs."""
+        canvases = {} if canvases is None else canvases
+        for (conv1, _, folded2, conv3, shortcut), weight2 in zip(self.blocks[start:], self.canvas_weights[start:]):
             y = _pointwise_cm(cur, conv1)  # its ReLU is applied as it is copied onto the canvas
             y = canvas_conv3x3_cm(y.view(-1, r, s, s), weight2, folded2[1], relu=True, relu_input=True,
                                   canvases=canvases)
             if shortcut is not None:
                 residual = _pointwise_cm(cur, shortcut)
-            else:  # the sum below writes into the residual: never into the caller's tensor
-                residual = cur if cur.data_ptr() != x.data_ptr() else cur.clone(memory_format=torch.contiguous_format)
+            elif caller is not None and cur.data_ptr() == caller.data_ptr():
+                residual = cur.clone(memory_format=torch.contiguous_format)
+            else:
+                residual = cur
             cur = _pointwise_cm(y.view(y.shape[0], -1), conv3, out=residual).relu_()
         return cur.view(cur.shape[0], r, s * s).mean(dim=2).t().contiguous()
