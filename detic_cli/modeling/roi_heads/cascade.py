@@ -22,6 +22,7 @@ from detic_cli.modeling.roi_heads.fast_rcnn import DeticBoxPredictor, fast_rcnn_
 from detic_cli.modeling.roi_heads.mask_head import MaskRCNNConvUpsampleHead, mask_rcnn_inference, mask_rcnn_loss
 from detic_cli.modeling.roi_heads.rescoring import RegionScorer, attach_embeddings, region_scorer
 from detic_cli.modeling.roi_heads.sampling import ProposalSampler, match_and_label, select_foreground
+from detic_cli.modeling.roi_heads.score_bound import hopeful_proposals
 from detic_cli.modeling.roi_heads.weak_supervision import BatchClassifier, WeakSupervision
 from detic_cli.structures import Boxes, Instances
 
@@ -116,6 +117,8 @@ class DeticCascadeROIHeads(nn.Module):
             boxes = step(k, proposals)
 
     def forward(self, features: dict[str, torch.Tensor], proposals: list[Instances]) -> list[Instances]:
+        if self._prune_hopeless(proposals):
+            proposals = hopeful_proposals(proposals, self.score_thresh)
         feats = [features[f] for f in self.in_features]
         image_sizes = [p.image_size for p in proposals]
         proposal_scores = [p.objectness_logits for p in proposals]
@@ -145,6 +148,13 @@ class DeticCascadeROIHeads(nn.Module):
         if self.keep_embeddings:
             attach_embeddings(instances, embeddings, proposal_scores)
         return self.forward_masks(features, instances, table if self.mask_in_features == self.in_features else None)
+
+    def _prune_hopeless(self, proposals: list[Instances]) -> bool:
+        """Proposals that cannot reach `score_thresh` may be dropped (score_bound.py): scores multiplied with
+        the proposal score, no embeddings kept for rescoring, CPU (where the GEMMs' rows keep their bits and
+        the check costs no device sync), not tracing."""
+        return (self.mult_proposal_score and not self.keep_embeddings and not torch.jit.is_tracing()
+                and all(p.objectness_logits.device.type == "cpu" for p in proposals))
 
     def region_scorer(self) -> RegionScorer:
         """How `pred_embeddings` (kept when `keep_embeddings` is set) turn into the final class scores."""
