@@ -41,39 +41,20 @@ class PyramidTable:
 
 
 def _merge_axis(low: torch.Tensor, high: torch.Tensor, weight_low: torch.Tensor, weight_high: torch.Tensor,
-                size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """One axis of a group's bins, (R, B, g) sample corners and weights -> (R, B, K) distinct feature rows
-    (K consecutive indices from the bin's first corner, clamped to the map) and their summed weights.
-    Samples sit at most one pixel apart (g = ceil(bin extent)), so K is g + 1 (g + 2 at float ties): a
-    bin reads (gy + 1)(gx + 1) points instead of 4 gy gx corners."""
+                size: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One axis of the bins, (R, B, G) sample corners and weights -> (R, B, K) distinct feature rows (K
+    consecutive indices from the bin's first corner, clamped to the map, `size` (R,) its length per ROI),
+    their summed weights, and (R,) how many of the K each ROI needs. Samples sit at most one pixel apart
+    (G = ceil(bin extent)), so a ROI needs g + 1 (g + 2 at float ties): a bin reads (gy + 1)(gx + 1) points
+    instead of 4 gy gx corners."""
     first = low[..., :1]
-    span = int((high - first).max()) + 1
+    reach = (high - first).amax(dim=(1, 2)) + 1
+    span = int(reach.max())
     weights = low.new_zeros(low.shape[:2] + (span,), dtype=weight_low.dtype)
     weights.scatter_add_(2, low - first, weight_low)
     weights.scatter_add_(2, high - first, weight_high)
-    rows = (first + torch.arange(span)).clamp_(max=size - 1)  # past the map: zero weight, any valid row
-    return rows, weights
-
-
-def _bags(table: PyramidTable, rois: torch.Tensor, level: int, scale: float, grid: tuple[int, int], pooled: int,
-          aligned: bool) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """(rows, weights, Ky * Kx), the first two (R * S * S * Ky * Kx,): the bags of `rois` (R, 5) of one level
-    and one sample grid (gy, gx), bin by bin (row-major): the distinct bilinear corners of the bin's samples,
-    weights summed over the samples that read them and divided by the sample count."""
-    height, width = table.shapes[level]
-    offset = 0.5 if aligned else 0.0
-    # torchvision: roi * spatial_scale (double) - offset, rounded to float32
-    x1, y1, x2, y2 = ((rois[:, i].double() * scale - offset).float() for i in range(1, 5))
-    w, h = x2 - x1, y2 - y1
-    if not aligned:
-        w, h = w.clamp(min=1.0), h.clamp(min=1.0)
-    bins = torch.arange(pooled, dtype=torch.float32)
-    rows_y, wy = _merge_axis(*sample_axis(y1, h, bins, grid[0], pooled, height), height)
-    rows_x, wx = _merge_axis(*sample_axis(x1, w, bins, grid[1], pooled, width), width)
-    base = rois[:, 0].to(torch.int64).view(-1, 1, 1, 1, 1) * (height * width) + table.starts[level]
-    rows = rows_y[:, :, None, :, None] * width + rows_x[:, None, :, None, :] + base
-    weights = wy[:, :, None, :, None] * wx[:, None, :, None, :] / (grid[0] * grid[1])
-    return rows.reshape(-1), weights.reshape(-1), rows_y.shape[-1] * rows_x.shape[-1]
+    rows = torch.minimum(first + torch.arange(span), size.view(-1, 1, 1) - 1)  # past the map: zero weight
+    return rows, weights, reach
 
 
 def roi_align_levels(table: PyramidTable, rois: torch.Tensor, levels: torch.Tensor, scales: list[float],
@@ -82,40 +63,38 @@ def roi_align_levels(table: PyramidTable, rois: torch.Tensor, levels: torch.Tens
 
     rois: (R, 5) (image index, x1, y1, x2, y2) in input pixels; levels: (R,) int64 index into `scales`
     (1 / stride of each of the table's levels). Sample points per bin: `sampling_ratio`, or ceil(bin extent)
-    per axis when 0 (per ROI, as torchvision). Reads the sample counts back to the host (CPU use).
+    per axis when 0 (per ROI, as torchvision). Every bin of every ROI is one bag of one `embedding_bag`, in
+    ROI order; a ROI's bags hold (Ky x Kx) corners, Ky, Kx its own. Reads sizes back to the host (CPU use).
     """
     r, c = rois.shape[0], table.table.shape[1]
     s = output_size
     if r == 0:
         return table.table.new_zeros((0, c, s, s))
     rois = rois.to(torch.float32)
+    # torchvision: roi * spatial_scale (double) - offset, rounded to float32
     scale = torch.tensor(scales, dtype=torch.float64)[levels]
-    starts = (rois[:, 1:3].double() * scale[:, None] - (0.5 if aligned else 0.0)).float()
-    _, grids = sample_grids(
-        ((rois[:, 3:5].double() * scale[:, None] - (0.5 if aligned else 0.0)).float() - starts).flip(1),
-        output_size=s, sampling_ratio=sampling_ratio, aligned=aligned)
-    keys = torch.stack((levels.to(torch.int64), grids[:, 0], grids[:, 1]), 1)
-    groups, group_of, counts = torch.unique(keys, dim=0, return_inverse=True, return_counts=True)
-    order = torch.argsort(group_of, stable=True)  # ROIs group by group
-    rows, weights, bag_sizes = [], [], []
-    for (level, gy, gx), index in zip(groups.tolist(), order.split(counts.tolist())):
-        size = 0  # an empty ROI extent has no sample points: zeros, as torchvision
-        if gy and gx:
-            part_rows, part_weights, size = _bags(table, rois[index], level, scales[level], (gy, gx), s, aligned)
-            rows.append(part_rows)
-            weights.append(part_weights)
-        bag_sizes.append(torch.full((len(index),), size, dtype=torch.int64))
-    if not rows:
+    x1, y1, x2, y2 = ((rois[:, i].double() * scale - (0.5 if aligned else 0.0)).float() for i in range(1, 5))
+    lengths, grids = sample_grids(torch.stack((y2 - y1, x2 - x1), 1), output_size=s,
+                                  sampling_ratio=sampling_ratio, aligned=aligned)
+    h, w = lengths.unbind(1)
+    live = (grids > 0).all(1)  # an empty ROI extent has no sample points: zeros, as torchvision
+    if not bool(live.any()):
         return table.table.new_zeros((r, c, s, s))
-    # the bags ROI by ROI: each ROI's S * S bags (Ky * Kx entries each) are one block of the group-order arrays
-    bag = torch.zeros(r, dtype=torch.int64)
-    bag[order] = torch.cat(bag_sizes)
-    block = bag * (s * s)
-    block_start = torch.empty_like(block)
-    block_start[order] = torch.cumsum(block[order], 0) - block[order]
-    entry = torch.repeat_interleave(block_start - (torch.cumsum(block, 0) - block), block) + torch.arange(
-        int(block.sum()))
-    sizes = bag.repeat_interleave(s * s)
-    pooled = F.embedding_bag(torch.cat(rows)[entry], table.table, torch.cumsum(sizes, 0) - sizes, mode="sum",
-                             per_sample_weights=torch.cat(weights)[entry])
+    shapes = torch.tensor(table.shapes, dtype=torch.int64)[levels]
+    heights, widths = shapes.unbind(1)
+    grids = grids.clamp(min=1)
+    bins = torch.arange(s, dtype=torch.float32)
+    rows_y, wy, ky = _merge_axis(*sample_axis(y1, h, bins, grids[:, 0], s, heights), heights)
+    rows_x, wx, kx = _merge_axis(*sample_axis(x1, w, bins, grids[:, 1], s, widths), widths)
+    base = rois[:, 0].to(torch.int64) * (heights * widths) + torch.tensor(table.starts, dtype=torch.int64)[levels]
+    rows = (rows_y[:, :, None, :, None] * widths.view(-1, 1, 1, 1, 1) + rows_x[:, None, :, None, :]
+            + base.view(-1, 1, 1, 1, 1))
+    weights = wy[:, :, None, :, None] * wx[:, None, :, None, :] / grids.prod(1).to(torch.float32).view(-1, 1, 1, 1, 1)
+    ky, kx = ky * live, kx * live
+    keep = ((torch.arange(rows_y.shape[-1]).view(1, 1, 1, -1, 1) < ky.view(-1, 1, 1, 1, 1))
+            & (torch.arange(rows_x.shape[-1]).view(1, 1, 1, 1, -1) < kx.view(-1, 1, 1, 1, 1)))
+    entries = keep.expand(rows.shape).reshape(-1).nonzero().squeeze(1)
+    sizes = (ky * kx).repeat_interleave(s * s)
+    pooled = F.embedding_bag(rows.reshape(-1)[entries], table.table, torch.cumsum(sizes, 0) - sizes, mode="sum",
+                             per_sample_weights=weights.reshape(-1)[entries])
     return pooled.view(r, s, s, c).permute(0, 3, 1, 2).contiguous()

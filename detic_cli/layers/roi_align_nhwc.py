@@ -16,13 +16,23 @@ import torch.nn.functional as F
 __all__ = ["roi_align_nhwc", "sample_axis"]
 
 
-def sample_axis(start: torch.Tensor, length: torch.Tensor, bins: torch.Tensor, grid: int, pooled: int, size: int):
+def sample_axis(start: torch.Tensor, length: torch.Tensor, bins: torch.Tensor, grid: int | torch.Tensor,
+                pooled: int, size: int | torch.Tensor):
     """Per ROI, per kept bin, per sample along one axis: (low, high, weight_low, weight_high), each
-    (R, B, grid), computed in float32 in torchvision's order (zero weights for samples outside [-1, size])."""
+    (R, B, G), computed in float32 in torchvision's order (zero weights for samples outside [-1, size]).
+
+    grid: samples per bin, one count (G = grid) or per ROI (R,) int64 >= 1 (G = their max; a ROI's samples
+    past its own count get zero weights and its first sample's corners); size: the axis' feature length, one
+    or per ROI (R,) int64.
+    """
+    per_roi = isinstance(grid, torch.Tensor)
+    count = int(grid.max()) if per_roi else grid
+    divisor = grid.to(torch.float32).view(-1, 1, 1) if per_roi else grid
+    size = size.view(-1, 1, 1) if isinstance(size, torch.Tensor) else size
     bin_size = length / pooled
-    step = (torch.arange(grid, dtype=torch.float32) + 0.5).view(1, 1, -1)
+    index = torch.arange(count, dtype=torch.float32).view(1, 1, -1)
     pos = (start.view(-1, 1, 1) + bins.view(1, -1, 1) * bin_size.view(-1, 1, 1)
-           + step * bin_size.view(-1, 1, 1) / grid)
+           + (index + 0.5) * bin_size.view(-1, 1, 1) / divisor)
     inside = (pos >= -1.0) & (pos <= size)
     pos = pos.clamp(min=0.0)
     low = pos.to(torch.int64)
@@ -31,6 +41,11 @@ def sample_axis(start: torch.Tensor, length: torch.Tensor, bins: torch.Tensor, g
     high = torch.where(last, low, low + 1)
     pos = torch.where(last, low.to(pos.dtype), pos)
     frac = pos - low
+    if per_roi:
+        real = index < divisor
+        inside &= real
+        low = torch.where(real, low, low[..., :1])
+        high = torch.where(real, high, low[..., :1])
     return low, high, (1 - frac) * inside, frac * inside
 
 

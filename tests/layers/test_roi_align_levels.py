@@ -54,6 +54,17 @@ def test_no_rois_and_only_empty_rois():
     assert got.shape == (2, 8, 7, 7) and not got.any()
 
 
+@pytest.mark.parametrize("sampling_ratio", [0, 2])
+def test_each_roi_pools_the_same_bits_whatever_rois_share_the_call(sampling_ratio):
+    """Bags are made per ROI (its own level and sample grid), so dropping ROIs (score_bound.py) or pooling
+    them in other company changes no bit of the others."""
+    table, rois = PyramidTable(_features()), _rois()
+    levels = torch.randint(0, 3, (len(rois),), generator=torch.Generator().manual_seed(3))
+    every = roi_align_levels(table, rois, levels, SCALES, 7, sampling_ratio)
+    subset = torch.randperm(len(rois), generator=torch.Generator().manual_seed(4))[:17].sort().values
+    assert torch.equal(roi_align_levels(table, rois[subset], levels[subset], SCALES, 7, sampling_ratio), every[subset])
+
+
 def test_table_matches_only_the_same_unchanged_tensors():
     features = _features()
     table = PyramidTable(features)
