@@ -64,7 +64,7 @@ def roi_align_levels(table: PyramidTable, rois: torch.Tensor, levels: torch.Tens
     rois: (R, 5) (image index, x1, y1, x2, y2) in input pixels; levels: (R,) int64 index into `scales`
     (1 / stride of each of the table's levels). Sample points per bin: `sampling_ratio`, or ceil(bin extent)
     per axis when 0 (per ROI, as torchvision). Every bin of every ROI is one bag of one `embedding_bag`, in
-    ROI order; a ROI's bags hold (Ky x Kx) corners, Ky, Kx its own. Reads sizes back to the host (CPU use).
+    ROI order. Reads sizes back to the host (CPU use).
     """
     r, c = rois.shape[0], table.table.shape[1]
     s = output_size
@@ -76,17 +76,28 @@ def roi_align_levels(table: PyramidTable, rois: torch.Tensor, levels: torch.Tens
     x1, y1, x2, y2 = ((rois[:, i].double() * scale - (0.5 if aligned else 0.0)).float() for i in range(1, 5))
     lengths, grids = sample_grids(torch.stack((y2 - y1, x2 - x1), 1), output_size=s,
                                   sampling_ratio=sampling_ratio, aligned=aligned)
-    h, w = lengths.unbind(1)
     live = (grids > 0).all(1)  # an empty ROI extent has no sample points: zeros, as torchvision
     if not bool(live.any()):
         return table.table.new_zeros((r, c, s, s))
-    shapes = torch.tensor(table.shapes, dtype=torch.int64)[levels]
-    heights, widths = shapes.unbind(1)
+    rows, weights, sizes = _bags(table, rois[:, 0].to(torch.int64), levels, (y1, x1), lengths, grids, live, s)
+    pooled = F.embedding_bag(rows, table.table, torch.cumsum(sizes, 0) - sizes, mode="sum",
+                             per_sample_weights=weights)
+    return pooled.view(r, s, s, c).permute(0, 3, 1, 2).contiguous()
+
+
+def _bags(table: PyramidTable, images: torch.Tensor, levels: torch.Tensor, starts: tuple[torch.Tensor, torch.Tensor],
+          lengths: torch.Tensor, grids: torch.Tensor, live: torch.Tensor,
+          pooled: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(rows, weights, sizes): the bags of every bin of every ROI, bin by bin (ROI, then row-major), each
+    the distinct bilinear corners of the bin's samples (Ky x Kx, the ROI's own counts; none for ROIs not
+    `live`), weights summed over the samples that read them and divided by the sample count; `sizes`
+    (R * S * S,) entries per bag. starts (y1, x1), lengths (R, 2) (h, w) and grids (R, 2) per axis."""
+    heights, widths = torch.tensor(table.shapes, dtype=torch.int64)[levels].unbind(1)
     grids = grids.clamp(min=1)
-    bins = torch.arange(s, dtype=torch.float32)
-    rows_y, wy, ky = _merge_axis(*sample_axis(y1, h, bins, grids[:, 0], s, heights), heights)
-    rows_x, wx, kx = _merge_axis(*sample_axis(x1, w, bins, grids[:, 1], s, widths), widths)
-    base = rois[:, 0].to(torch.int64) * (heights * widths) + torch.tensor(table.starts, dtype=torch.int64)[levels]
+    bins = torch.arange(pooled, dtype=torch.float32)
+    rows_y, wy, ky = _merge_axis(*sample_axis(starts[0], lengths[:, 0], bins, grids[:, 0], pooled, heights), heights)
+    rows_x, wx, kx = _merge_axis(*sample_axis(starts[1], lengths[:, 1], bins, grids[:, 1], pooled, widths), widths)
+    base = images * (heights * widths) + torch.tensor(table.starts, dtype=torch.int64)[levels]
     rows = (rows_y[:, :, None, :, None] * widths.view(-1, 1, 1, 1, 1) + rows_x[:, None, :, None, :]
             + base.view(-1, 1, 1, 1, 1))
     weights = wy[:, :, None, :, None] * wx[:, None, :, None, :] / grids.prod(1).to(torch.float32).view(-1, 1, 1, 1, 1)
@@ -94,7 +105,4 @@ def roi_align_levels(table: PyramidTable, rois: torch.Tensor, levels: torch.Tens
     keep = ((torch.arange(rows_y.shape[-1]).view(1, 1, 1, -1, 1) < ky.view(-1, 1, 1, 1, 1))
             & (torch.arange(rows_x.shape[-1]).view(1, 1, 1, 1, -1) < kx.view(-1, 1, 1, 1, 1)))
     entries = keep.expand(rows.shape).reshape(-1).nonzero().squeeze(1)
-    sizes = (ky * kx).repeat_interleave(s * s)
-    pooled = F.embedding_bag(rows.reshape(-1)[entries], table.table, torch.cumsum(sizes, 0) - sizes, mode="sum",
-                             per_sample_weights=weights.reshape(-1)[entries])
-    return pooled.view(r, s, s, c).permute(0, 3, 1, 2).contiguous()
+    return rows.reshape(-1)[entries], weights.reshape(-1)[entries], (ky * kx).repeat_interleave(pooled * pooled)
