@@ -91,9 +91,10 @@ def _bags(table: PyramidTable, images: torch.Tensor, levels: torch.Tensor, start
     """(rows, weights, sizes): the bags of every bin of every ROI, bin by bin (ROI, then row-major), each
     the distinct bilinear corners of the bin's samples (Ky x Kx, the ROI's own counts; none for ROIs not
     `live`), weights summed over the samples that read them and divided by the sample count; `sizes`
-    (R * S * S,) entries per bag. starts (y1, x1), lengths (R, 2) (h, w) and grids (R, 2) per axis."""
+    (R * S * S,) entries per bag. images, levels, live: (R,); starts (y1, x1): (R,) each, in feature
+    pixels of the ROI's level; lengths (R, 2) (h, w); grids (R, 2) samples per bin and axis."""
     heights, widths = torch.tensor(table.shapes, dtype=torch.int64)[levels].unbind(1)
-    grids = grids.clamp(min=1)
+    grids = torch.where(live[:, None], grids, 1)  # ROIs without samples: one, not sizing the others' tensors
     bins = torch.arange(pooled, dtype=torch.float32)
     rows_y, wy, ky = _merge_axis(*sample_axis(starts[0], lengths[:, 0], bins, grids[:, 0], pooled, heights), heights)
     rows_x, wx, kx = _merge_axis(*sample_axis(starts[1], lengths[:, 1], bins, grids[:, 1], pooled, widths), widths)

@@ -14,6 +14,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from detic_cli.layers.fast_conv import fast_path_allowed
 from detic_cli.layers.roi_align_levels import PyramidTable
 from detic_cli.layers.roi_pooler import ROIPooler
 from detic_cli.modeling.roi_heads.box_head import FastRCNNConvFCHead
@@ -151,10 +152,10 @@ class DeticCascadeROIHeads(nn.Module):
 
     def _prune_hopeless(self, proposals: list[Instances]) -> bool:
         """Proposals that cannot reach `score_thresh` may be dropped (score_bound.py): scores multiplied with
-        the proposal score, no embeddings kept for rescoring, CPU (where the GEMMs' rows keep their bits and
-        the check costs no device sync), not tracing."""
-        return (self.mult_proposal_score and not self.keep_embeddings and not torch.jit.is_tracing()
-                and all(p.objectness_logits.device.type == "cpu" for p in proposals))
+        the proposal score, no embeddings kept for rescoring, float32 CPU inference without autocast or
+        tracing (`fast_path_allowed`; no device sync), and MKL's GEMMs, whose rows keep their bits."""
+        return (self.mult_proposal_score and not self.keep_embeddings and torch.backends.mkl.is_available()
+                and all(fast_path_allowed(p.objectness_logits) for p in proposals))
 
     def region_scorer(self) -> RegionScorer:
         """How `pred_embeddings` (kept when `keep_embeddings` is set) turn into the final class scores."""
