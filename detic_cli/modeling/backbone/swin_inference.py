@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING
 import torch
 
 from detic_cli.layers.mlp import MIN_GEMM_ROWS
-from detic_cli.modeling.backbone.swin_attention import attend
 
 if TYPE_CHECKING:
     from detic_cli.modeling.backbone.swin import SwinBlock, WindowAttention
@@ -64,31 +63,65 @@ def cached_window_mask(hp: int, wp: int, win: int, shift: int, device: torch.dev
 
 
 def attention_bias(attn: WindowAttention, hp: int, wp: int, shift: int, device: torch.device) -> torch.Tensor:
-    """The additive attention bias of `attn` on a (hp, wp) padded map: (1, heads, N, N) without shift, else
-    (nW, heads, N, N) with the shifted-window mask added (`WindowAttention.position_bias`). Cached on the
-    module for one shape (Swin-B at 896 x 896 holds ~150 MB of them over its 24 blocks, the price of not summing
-    bias and mask per call); rebuilt when the bias table changes (storage or version counter) or the shape does."""
+    """The additive attention bias of `attn` on a (hp, wp) padded map, heads first: (heads, 1, 1, N, N) without
+    shift, else (heads, 1, nW, N, N) with the shifted-window mask added (`WindowAttention.position_bias`), to
+    broadcast over logits laid out (heads, B, nW, N, N). Cached on the module for one shape (Swin-B at 896 x 896
+    holds ~150 MB of them over its 24 blocks, the price of not summing bias and mask per call); rebuilt when the
+    bias table changes (storage or version counter) or the shape does."""
     table = attn.relative_position_bias_table
     key = (table.data_ptr(), table._version, hp, wp, shift, device)
     cached = attn.__dict__.get("_fast_bias")
     if cached is not None and cached[0] == key:
         return cached[1]
     mask = cached_window_mask(hp, wp, attn.window_size, shift, device) if shift else None
-    full = attn.position_bias(mask).contiguous()
+    full = attn.position_bias(mask).transpose(0, 1).unsqueeze(1).contiguous()
     attn.__dict__["_fast_bias"] = (key, full)
     return full
 
 
 def window_qkv(attn: WindowAttention, y: torch.Tensor, to_win: torch.Tensor, padding: int) -> torch.Tensor:
-    """Normalised tokens y (B, h * w, C) -> their qkv projections in window order (B, hp * wp, 3 C);
-    `to_win` from `window_rows`, `padding` = hp * wp - h * w padding tokens per picture."""
-    b, _, c = y.shape
-    if padding > QKV_FIRST_PADDING * y.shape[1] and b * y.shape[1] >= MIN_GEMM_ROWS:
-        qkv = attn.qkv(y)
-        table = torch.cat([qkv, attn.qkv.bias.expand(b, 1, 3 * c)], dim=1)  # a zero token projects to the bias
-        return _gather(table, to_win)
+    """Normalised tokens y (B, h * w, C) -> their qkv projections in window order, q already scaled, laid out
+    (3, heads, B, hp * wp, head_dim); `to_win` from `window_rows`, `padding` = hp * wp - h * w padding tokens
+    per picture. q is scaled before the gather (the same product per value, on fewer rows), and the gather
+    also moves heads first, so the attention's batched products read each (picture, window, head) in place."""
+    b, t, c = y.shape
+    heads = attn.num_heads
+    if padding > QKV_FIRST_PADDING * t and b * t >= MIN_GEMM_ROWS:
+        table = _projected_with_bias_row(attn, y)  # (B, t + 1, 3 C); the last row is a zero token's projection
+        table[..., :c].mul_(attn.scale)
+        return table.view(b, t + 1, 3, heads, -1).permute(2, 3, 0, 1, 4).index_select(3, to_win)
     table = torch.cat([y, y.new_zeros(b, 1, c)], dim=1) if padding else y
-    return attn.qkv(_gather(table, to_win))
+    qkv = attn.qkv(_gather(table, to_win))
+    qkv[..., :c].mul_(attn.scale)
+    return qkv.view(b, qkv.shape[1], 3, heads, -1).permute(2, 3, 0, 1, 4).contiguous()
+
+
+def _projected_with_bias_row(attn: WindowAttention, y: torch.Tensor) -> torch.Tensor:
+    """y (B, t, C) -> (B, t + 1, 3 C): `attn.qkv(y)` then one row of `attn.qkv.bias` per picture (a zero padding
+    token projects to exactly the bias). One picture: the projection is written in place of a concatenation."""
+    b, t, c = y.shape
+    qkv = attn.qkv
+    if b != 1:
+        return torch.cat([qkv(y), qkv.bias.expand(b, 1, 3 * c)], dim=1)
+    table = y.new_empty(t + 1, 3 * c)
+    torch.addmm(qkv.bias, y.view(t, c), qkv.weight.t(), out=table[:t])  # what nn.Linear computes on 2-D rows
+    table[t] = qkv.bias
+    return table.view(1, t + 1, 3 * c)
+
+
+def attend_windows(qkv: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """Softmax attention inside each window, as `swin_attention.attend` computes it per value.
+
+    qkv: (3, heads, B, T, head_dim) from `window_qkv` (q scaled; T = nW * N window tokens); bias from
+    `attention_bias`, (heads, 1, nW or 1, N, N). Returns the attention output (B, T, C) before the output
+    projection, tokens in window order."""
+    _, heads, b, t, d = qkv.shape
+    n = bias.shape[-1]
+    q, k, v = (part.view(heads * b * (t // n), n, d) for part in qkv.unbind(0))
+    scores = torch.bmm(q, k.transpose(1, 2))
+    scores.view(heads, b, t // n, n, n).add_(bias)
+    out = torch.bmm(scores.softmax(-1), v)  # (heads * B * nW, N, head_dim)
+    return out.view(heads, b, t, d).permute(1, 2, 0, 3).reshape(b, t, heads * d)
 
 
 def _gather(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -105,12 +138,11 @@ def block_forward(block: SwinBlock, x: torch.Tensor) -> torch.Tensor:
     hp, wp = (h + win - 1) // win * win, (w + win - 1) // win * win
     to_win, from_win = window_rows(h, w, win, shift, x.device)
     qkv = window_qkv(attn, block.norm1(x).reshape(b, h * w, c), to_win, hp * wp - h * w)
-    bias = attention_bias(attn, hp, wp, shift, x.device)
-    out = attend(qkv.view(-1, win * win, 3 * c), attn.num_heads, attn.scale, bias)
+    out = attend_windows(qkv, attention_bias(attn, hp, wp, shift, x.device))
     if b * h * w >= MIN_GEMM_ROWS:  # proj on the real tokens only
-        out = attn.proj(_gather(out.view(b, hp * wp, c), from_win))
+        out = attn.proj(_gather(out, from_win))
     else:  # on every window token, as the ordinary path (a GEMM of a few rows rounds differently)
-        out = _gather(attn.proj(out).view(b, hp * wp, c), from_win)
+        out = _gather(attn.proj(out), from_win)
     x = x + out.view(b, h, w, c)
     block.mlp.apply_in_chunks(x.view(-1, c), torch.Tensor.add_, norm=block.norm2)
     return x
