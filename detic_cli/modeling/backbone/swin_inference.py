@@ -2,7 +2,8 @@
 (the outputs are identical) and less work:
 
 - padding, cyclic shift and window partition as one cached-index gather each way, the padding tokens read
-  from one extra table row;
+  from one extra table row; the gather into windows also lays q, k and v out heads first (3, heads, B, T,
+  head_dim), so the attention's batched products need no permute copy, and q is scaled before it;
 - where padding is a large share of the windows (e.g. 50 -> 56 tokens a side), `qkv` runs on the real tokens
   only: a zero padding token's projection is exactly the bias, so that row stands for all of them;
 - `proj` after the reverse gather, on the real tokens only (it is per token);
