@@ -207,6 +207,10 @@ def load_predictor_parts(*, model: str | None = None, config: Path | None = None
 
     thresholds = parse_class_thresholds(class_thresholds, threshold)
     torch_device, amp_dtype = resolve_device(device), inference_amp(amp)
+    if vocab is None or isinstance(vocab, str):  # a bad --vocab fails before model files are pulled
+        from detic_cli.vocab.resolve import check_spec
+
+        check_spec(vocab if vocab is not None else ("" if vocab_file else "lvis"), vocab_file=vocab_file)
     config_path, weights_path = model_files(model, config, weights, mirror=mirror, flag="--model",
                                             default=DEFAULT_MODEL)
     cfg = detect_config(config_path, list(overrides), thresholds.model_threshold, pred_all_class)

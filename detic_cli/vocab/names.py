@@ -21,6 +21,11 @@ def _quoted(names: list[str], limit: int = 5) -> str:
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
+def no_names_error(text: str, source: str) -> DeticError:
+    """The error for comma-separated `text` (from `source`, e.g. --vocab) that holds no class name."""
+    return DeticError(f"{source} {text!r}: no class names; give comma-separated names such as \"cat,dog\"")
+
+
 def split_names(text: str, source: str = "--vocab") -> list[str]:
     """`"cat, dog,,"` -> `["cat", "dog"]`: split on commas, strip, drop empty entries (with a warning).
 
@@ -29,7 +34,7 @@ def split_names(text: str, source: str = "--vocab") -> list[str]:
     parts = [p.strip() for p in text.split(",")]
     names = [p for p in parts if p]
     if not names:
-        raise DeticError(f"{source} {text!r}: no class names; give comma-separated names such as \"cat,dog\"")
+        raise no_names_error(text, source)
     if len(names) < len(parts):
         warn(f"{source}: ignored {len(parts) - len(names)} empty name(s) between commas")
     return names

@@ -12,7 +12,7 @@ from detic_cli.clip.encoder import DEFAULT_CLIP_MODEL, EncoderSpec
 from detic_cli.errors import DeticError
 from detic_cli.vocab.build import embed_names
 from detic_cli.vocab.builtin import BUILTINS, builtin_vocabulary, fetch_builtin_vocabulary
-from detic_cli.vocab.names import drop_duplicates, read_names_file, split_names, warn
+from detic_cli.vocab.names import drop_duplicates, no_names_error, read_names_file, split_names, warn
 from detic_cli.vocab.prompts import DEFAULT_PROMPT, prompt_template
 from detic_cli.vocab.sidecar import array_sha256, read_sidecar
 
@@ -97,14 +97,10 @@ def resolve_vocabulary(
     Raises DeticError for any bad input; warns on stderr for what it drops or truncates."""
     spec = (spec or "").strip()
     encoder = EncoderSpec(clip_model=clip_model, clip_checkpoint=clip_checkpoint)
+    check_spec(spec, vocab_file=vocab_file)
     if vocab_file:
-        if spec:
-            raise DeticError(f"--vocab {spec!r} and --vocab-file {vocab_file}: give only one of them")
         names = drop_duplicates(read_names_file(vocab_file, "--vocab-file"), "--vocab-file")
         return _encode(names, encoder, device, f"names-file:{vocab_file}")
-    if not spec:
-        raise DeticError("--vocab: empty; give a built-in name (lvis, objects365, openimages, coco), "
-                         "a .npy file or class names such as \"cat,dog\"")
     if spec.lower() in BUILTIN_VOCABULARIES:
         if names_file:
             warn(f"--vocab-names {names_file} is ignored: the built-in vocabulary {spec} has its own names")
@@ -125,6 +121,22 @@ def resolve_vocabulary(
     if hint:
         warn(hint)
     return vocabulary
+
+
+def check_spec(spec: str | None, *, vocab_file: str | Path | None = None) -> None:
+    """The checks of `resolve_vocabulary` that need no file, model, CLIP or network (both --vocab and
+    --vocab-file, an empty --vocab, names that are only commas), so that callers can refuse such input before
+    pulling model files. Raises DeticError."""
+    spec = (spec or "").strip()
+    if vocab_file:
+        if spec:
+            raise DeticError(f"--vocab {spec!r} and --vocab-file {vocab_file}: give only one of them")
+        return
+    if not spec:
+        raise DeticError("--vocab: empty; give a built-in name (lvis, objects365, openimages, coco), "
+                         "a .npy file or class names such as \"cat,dog\"")
+    if not any(part.strip() for part in spec.split(",")):
+        raise no_names_error(spec, "--vocab")
 
 
 def _encode(names: list[str], encoder: EncoderSpec, device: str, source: str) -> Vocabulary:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+from pathlib import Path
 
 from detic_cli.zoo.resolve import find_row
 
@@ -44,3 +46,16 @@ def test_detect_model_from_mirror_matches_reference(shared_dir, parity_checkpoin
 def test_unknown_model_name(run_cli, shared_dir):
     code, _, err = run_cli("detect", shared_dir / "parity/images/astronaut.jpg", "--model", "Detic_R18_typo")
     assert code == 1 and "not in the zoo" in err
+
+
+
+def test_bad_vocab_fails_before_model_files_are_pulled(run_cli, tmp_path):
+    """A --vocab with no class name is refused at once: no model file is fetched into the cache."""
+    mirror = tmp_path / "mirror"  # the model's files are not there: fetching them would be the error otherwise
+    mirror.mkdir()
+    picture = tmp_path / "x.jpg"
+    picture.write_bytes(b"not decoded: the vocabulary is checked first")
+    for vocab, message in ((", ,", "no class names"), ("", "--vocab: empty")):
+        code, _, err = run_cli("detect", picture, "--model", R18_ROW, "--vocab", vocab, "--mirror", mirror)
+        assert code == 1 and message in err and err.strip().count("\n") == 0, err
+    assert not [p for p in Path(os.environ["DETIC_HOME"]).rglob("*") if p.is_file()]
