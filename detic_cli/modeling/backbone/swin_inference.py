@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from detic_cli.layers.mlp import MIN_GEMM_ROWS
+from detic_cli.modeling.backbone.swin_attention import attend
 
 if TYPE_CHECKING:
     from detic_cli.modeling.backbone.swin import SwinBlock, WindowAttention
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
 # `qkv` before the window gather when padding tokens exceed this share of the real ones: the GEMM rows saved
 # outweigh gathering 3 C instead of C columns.
 QKV_FIRST_PADDING = 0.1
+# Bytes of alignment that BLAS kernels may treat differently (AVX-512 vectors, cache lines; see heads_first_safe).
+BLAS_ALIGNMENT = 64
 
 
 @lru_cache(maxsize=64)
@@ -64,37 +67,50 @@ def cached_window_mask(hp: int, wp: int, win: int, shift: int, device: torch.dev
 
 
 def attention_bias(attn: WindowAttention, hp: int, wp: int, shift: int, device: torch.device) -> torch.Tensor:
-    """The additive attention bias of `attn` on a (hp, wp) padded map, heads first: (heads, 1, 1, N, N) without
-    shift, else (heads, 1, nW, N, N) with the shifted-window mask added (`WindowAttention.position_bias`), to
-    broadcast over logits laid out (heads, B, nW, N, N). Cached on the module for one shape (Swin-B at 896 x 896
-    holds ~150 MB of them over its 24 blocks, the price of not summing bias and mask per call); rebuilt when the
-    bias table changes (storage or version counter) or the shape does."""
+    """The additive attention bias of `attn` on a (hp, wp) padded map: (1, heads, N, N) without shift, else
+    (nW, heads, N, N) with the shifted-window mask added (`WindowAttention.position_bias`). Cached on the
+    module for one shape (Swin-B at 896 x 896 holds ~150 MB of them over its 24 blocks, the price of not summing
+    bias and mask per call); rebuilt when the bias table changes (storage or version counter) or the shape does."""
     table = attn.relative_position_bias_table
     key = (table.data_ptr(), table._version, hp, wp, shift, device)
     cached = attn.__dict__.get("_fast_bias")
     if cached is not None and cached[0] == key:
         return cached[1]
     mask = cached_window_mask(hp, wp, attn.window_size, shift, device) if shift else None
-    full = attn.position_bias(mask).transpose(0, 1).unsqueeze(1).contiguous()
+    full = attn.position_bias(mask).contiguous()
     attn.__dict__["_fast_bias"] = (key, full)
     return full
 
 
-def window_qkv(attn: WindowAttention, y: torch.Tensor, to_win: torch.Tensor, padding: int) -> torch.Tensor:
-    """Normalised tokens y (B, h * w, C) -> their qkv projections in window order, q already scaled, laid out
-    (3, heads, B, hp * wp, head_dim); `to_win` from `window_rows`, `padding` = hp * wp - h * w padding tokens
-    per picture. q is scaled before the gather (the same product per value, on fewer rows), and the gather
-    also moves heads first, so the attention's batched products read each (picture, window, head) in place."""
+def heads_first_safe(n: int, head_dim: int, itemsize: int) -> bool:
+    """Whether the heads-first attention (`attend_windows`) gives the original's values: each window's v and
+    output matrix (n x head_dim) must start at the same alignment in its batch as in the original's window-major
+    one, which holds when it spans whole multiples of `BLAS_ALIGNMENT` bytes (Swin's n = 49, head_dim = 32).
+    Otherwise MKL's batched product can round a matrix differently at another offset (measured on AVX2 with
+    head_dim 5-11 and 25- or 49-token windows)."""
+    return n * head_dim * itemsize % BLAS_ALIGNMENT == 0
+
+
+def window_qkv(attn: WindowAttention, y: torch.Tensor, to_win: torch.Tensor, padding: int,
+               heads_first: bool) -> torch.Tensor:
+    """Normalised tokens y (B, h * w, C) -> their qkv projections in window order; `to_win` from `window_rows`,
+    `padding` = hp * wp - h * w padding tokens per picture (T = hp * wp window tokens). `heads_first`: q already
+    scaled and laid out (3, heads, B, T, head_dim) for `attend_windows` (q is scaled before the gather, the same
+    product per value on fewer rows, and the gather itself moves heads first); else (B, T, 3 C) for
+    `swin_attention.attend`."""
     b, t, c = y.shape
-    heads = attn.num_heads
     if padding > QKV_FIRST_PADDING * t and b * t >= MIN_GEMM_ROWS:
         table = _projected_with_bias_row(attn, y)  # (B, t + 1, 3 C); the last row is a zero token's projection
+        if not heads_first:
+            return _gather(table, to_win)
         table[..., :c].mul_(attn.scale)
-        return table.view(b, t + 1, 3, heads, -1).permute(2, 3, 0, 1, 4).index_select(3, to_win)
+        return table.view(b, t + 1, 3, attn.num_heads, -1).permute(2, 3, 0, 1, 4).index_select(3, to_win)
     table = torch.cat([y, y.new_zeros(b, 1, c)], dim=1) if padding else y
     qkv = attn.qkv(_gather(table, to_win))
+    if not heads_first:
+        return qkv
     qkv[..., :c].mul_(attn.scale)
-    return qkv.view(b, qkv.shape[1], 3, heads, -1).permute(2, 3, 0, 1, 4).contiguous()
+    return qkv.view(b, qkv.shape[1], 3, attn.num_heads, -1).permute(2, 3, 0, 1, 4).contiguous()
 
 
 def _projected_with_bias_row(attn: WindowAttention, y: torch.Tensor) -> torch.Tensor:
@@ -114,13 +130,13 @@ def attend_windows(qkv: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     """Softmax attention inside each window, as `swin_attention.attend` computes it per value.
 
     qkv: (3, heads, B, T, head_dim) from `window_qkv` (q scaled; T = nW * N window tokens); bias from
-    `attention_bias`, (heads, 1, nW or 1, N, N). Returns the attention output (B, T, C) before the output
-    projection, tokens in window order."""
+    `attention_bias`, (nW or 1, heads, N, N). Returns the attention output (B, T, C) before the output
+    projection, tokens in window order. Only where `heads_first_safe`."""
     _, heads, b, t, d = qkv.shape
     n = bias.shape[-1]
     q, k, v = (part.view(heads * b * (t // n), n, d) for part in qkv.unbind(0))
     scores = torch.bmm(q, k.transpose(1, 2))
-    scores.view(heads, b, t // n, n, n).add_(bias)
+    scores.view(heads, b, t // n, n, n).add_(bias.transpose(0, 1).unsqueeze(1))
     out = torch.bmm(scores.softmax(-1), v)  # (heads * B * nW, N, head_dim)
     return out.view(heads, b, t, d).permute(1, 2, 0, 3).reshape(b, t, heads * d)
 
@@ -138,8 +154,13 @@ def block_forward(block: SwinBlock, x: torch.Tensor) -> torch.Tensor:
     win, shift, attn = block.window_size, block.shift, block.attn
     hp, wp = (h + win - 1) // win * win, (w + win - 1) // win * win
     to_win, from_win = window_rows(h, w, win, shift, x.device)
-    qkv = window_qkv(attn, block.norm1(x).reshape(b, h * w, c), to_win, hp * wp - h * w)
-    out = attend_windows(qkv, attention_bias(attn, hp, wp, shift, x.device))
+    heads_first = heads_first_safe(win * win, c // attn.num_heads, x.element_size())
+    qkv = window_qkv(attn, block.norm1(x).reshape(b, h * w, c), to_win, hp * wp - h * w, heads_first)
+    bias = attention_bias(attn, hp, wp, shift, x.device)
+    if heads_first:
+        out = attend_windows(qkv, bias)
+    else:
+        out = attend(qkv.view(-1, win * win, 3 * c), attn.num_heads, attn.scale, bias).view(b, hp * wp, c)
     if b * h * w >= MIN_GEMM_ROWS:  # proj on the real tokens only
         out = attn.proj(_gather(out, from_win))
     else:  # on every window token, as the ordinary path (a GEMM of a few rows rounds differently)

@@ -10,9 +10,9 @@ from detic_cli.modeling.backbone import swin_inference
 from detic_cli.modeling.backbone.swin import SwinTransformer, from_windows, to_windows
 
 
-def _tiny() -> SwinTransformer:
+def _tiny(embed_dim: int = 16, num_heads: tuple[int, ...] = (1, 2, 2, 4)) -> SwinTransformer:
     torch.manual_seed(0)
-    model = SwinTransformer(embed_dim=16, depths=(2, 2, 2, 2), num_heads=(1, 2, 2, 4), out_indices=(0, 1, 2, 3))
+    model = SwinTransformer(embed_dim=embed_dim, depths=(2, 2, 2, 2), num_heads=num_heads, out_indices=(0, 1, 2, 3))
     with torch.no_grad():
         for name, p in model.named_parameters():
             if "relative_position_bias_table" in name:
@@ -40,6 +40,27 @@ def test_fast_path_equals_ordinary_forward(b: int, h: int, w: int, mlp_chunk: in
     for name in want:
         torch.testing.assert_close(got[name], want[name], rtol=0, atol=0)
         torch.testing.assert_close(again[name], want[name], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("b", [1, 2])
+def test_head_dims_off_the_blas_alignment_take_the_window_major_attention(b: int) -> None:
+    # head_dim 5: 49 x 5 floats per window is not a multiple of 64 bytes, where MKL's batched product rounded
+    # a matrix differently at another batch offset (measured), so these blocks keep the original's batch order
+    model = _tiny(embed_dim=20, num_heads=(4, 8, 16, 32))
+    assert not swin_inference.heads_first_safe(49, 5, 4)
+    x = torch.randn(b, 3, 64, 64)
+    want = _ordinary(model, x)
+    with torch.no_grad():
+        got = model(x)
+    for name in want:
+        torch.testing.assert_close(got[name], want[name], rtol=0, atol=0)
+
+
+def test_heads_first_gate() -> None:
+    assert swin_inference.heads_first_safe(49, 32, 4)  # every Swin of the model zoo
+    assert swin_inference.heads_first_safe(144, 32, 4)  # 12-token windows
+    assert swin_inference.heads_first_safe(49, 16, 4)
+    assert not swin_inference.heads_first_safe(49, 8, 4)  # 32-byte steps: aligned for AVX2, not for AVX-512
 
 
 def test_cached_bias_follows_weight_updates() -> None:
