@@ -119,6 +119,11 @@ def vocabulary_of(cfg: CfgNode, vocab: VocabSpec, *, names: Sequence[str] | None
                           clip_checkpoint=clip_checkpoint, device=device, mirror=mirror)
 
 
+def _vocab_word(vocab: str | None, vocab_file: Path | None) -> str:
+    """The `--vocab` word a string-or-None spec stands for: None is lvis, or nothing beside `vocab_file`."""
+    return vocab if vocab is not None else ("" if vocab_file else "lvis")
+
+
 def vocabulary_for(model: ModelFacts, vocab: VocabSpec, *, names: Sequence[str] | None = None,
                    vocab_names: Path | None = None, vocab_file: Path | None = None,
                    clip_checkpoint: Path | None = None, device: str = "cpu",
@@ -130,7 +135,7 @@ def vocabulary_for(model: ModelFacts, vocab: VocabSpec, *, names: Sequence[str] 
     from detic_cli.vocab.resolve import Vocabulary, vocabulary_from_names
 
     if vocab is None or isinstance(vocab, str):
-        spec = vocab if vocab is not None else ("" if vocab_file else "lvis")
+        spec = _vocab_word(vocab, vocab_file)
         return classifier_for(model, spec, vocab_file=vocab_file, vocab_names=vocab_names,
                               clip_checkpoint=clip_checkpoint, device=device, mirror=mirror)
     if isinstance(vocab, Vocabulary):
@@ -210,7 +215,7 @@ def load_predictor_parts(*, model: str | None = None, config: Path | None = None
     if vocab is None or isinstance(vocab, str):  # a bad --vocab fails before model files are pulled
         from detic_cli.vocab.resolve import check_spec
 
-        check_spec(vocab if vocab is not None else ("" if vocab_file else "lvis"), vocab_file=vocab_file)
+        check_spec(_vocab_word(vocab, vocab_file), vocab_file=vocab_file)
     config_path, weights_path = model_files(model, config, weights, mirror=mirror, flag="--model",
                                             default=DEFAULT_MODEL)
     cfg = detect_config(config_path, list(overrides), thresholds.model_threshold, pred_all_class)

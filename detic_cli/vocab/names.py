@@ -21,9 +21,10 @@ def _quoted(names: list[str], limit: int = 5) -> str:
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
-def no_names_error(text: str, source: str) -> DeticError:
-    """The error for comma-separated `text` (from `source`, e.g. --vocab) that holds no class name."""
-    return DeticError(f"{source} {text!r}: no class names; give comma-separated names such as \"cat,dog\"")
+def require_names(text: str, source: str) -> None:
+    """Raises DeticError when comma-separated `text` (from `source`, e.g. --vocab) holds no class name."""
+    if not any(part.strip() for part in text.split(",")):
+        raise DeticError(f"{source} {text!r}: no class names; give comma-separated names such as \"cat,dog\"")
 
 
 def split_names(text: str, source: str = "--vocab") -> list[str]:
@@ -31,10 +32,9 @@ def split_names(text: str, source: str = "--vocab") -> list[str]:
 
     Raises DeticError when no name is left (empty text or only commas).
     """
+    require_names(text, source)
     parts = [p.strip() for p in text.split(",")]
     names = [p for p in parts if p]
-    if not names:
-        raise no_names_error(text, source)
     if len(names) < len(parts):
         warn(f"{source}: ignored {len(parts) - len(names)} empty name(s) between commas")
     return names

@@ -12,7 +12,7 @@ from detic_cli.clip.encoder import DEFAULT_CLIP_MODEL, EncoderSpec
 from detic_cli.errors import DeticError
 from detic_cli.vocab.build import embed_names
 from detic_cli.vocab.builtin import BUILTINS, builtin_vocabulary, fetch_builtin_vocabulary
-from detic_cli.vocab.names import drop_duplicates, no_names_error, read_names_file, split_names, warn
+from detic_cli.vocab.names import drop_duplicates, read_names_file, require_names, split_names, warn
 from detic_cli.vocab.prompts import DEFAULT_PROMPT, prompt_template
 from detic_cli.vocab.sidecar import array_sha256, read_sidecar
 
@@ -135,8 +135,7 @@ def check_spec(spec: str | None, *, vocab_file: str | Path | None = None) -> Non
     if not spec:
         raise DeticError("--vocab: empty; give a built-in name (lvis, objects365, openimages, coco), "
                          "a .npy file or class names such as \"cat,dog\"")
-    if not any(part.strip() for part in spec.split(",")):
-        raise no_names_error(spec, "--vocab")
+    require_names(spec, "--vocab")
 
 
 def _encode(names: list[str], encoder: EncoderSpec, device: str, source: str) -> Vocabulary:
