@@ -31,7 +31,7 @@ SHARED = Path(__file__).resolve().parents[2] / "shared"
 
 
 def cpu_bf16_flags() -> str:
-    """The bf16-related CPU flags of /proc/cpuinfo ("none" if there are none or no such file)."""
+    """The bf16-related CPU flags of /proc/cpuinfo ("none" if it lists none, "unknown" without that file)."""
     try:
         flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
     except (OSError, StopIteration):
@@ -43,8 +43,8 @@ def cpu_bf16_flags() -> str:
 def time_case(case: dict, amp: str, *, calls: int, folder: Path) -> tuple[float, dict]:
     """(median seconds of a call, the first call's detect --json record) of one case with one --amp word."""
     weights = make_weights(SHARED, case["config"], case["seed"], folder)
-    detector = Detector(config=SHARED / "detic-reference/configs" / case["config"], weights=weights,
-                        vocab=str(SHARED / case["vocab"]),
+    vocab = str(SHARED / case["vocab"]) if case.get("vocab") else None  # None: a closed-vocabulary model
+    detector = Detector(config=SHARED / "detic-reference/configs" / case["config"], weights=weights, vocab=vocab,
                         device="cpu", threshold=case["threshold"], amp=amp,
                         pred_all_class=case.get("pred_all_class", False))
     image = read_image_bgr(SHARED / case["image"])

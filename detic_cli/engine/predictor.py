@@ -15,7 +15,7 @@ from detic_cli.errors import DeticError
 from detic_cli.layers.fast_conv import use_winograd
 from detic_cli.layers.fused_conv import use_fused_convolutions
 from detic_cli.modeling.roi_heads.rescoring import RegionScorer
-from detic_cli.structures import Instances
+from detic_cli.structures import Boxes, Instances
 
 
 def same_size_groups(inputs: list[dict]) -> list[list[int]]:
@@ -40,6 +40,17 @@ class InputSettings:
     min_size: int
     max_size: int
     channel_order: str = "BGR"
+
+
+def as_float32(instances: Instances) -> Instances:
+    """`instances` with its floating tensors and boxes in float32. A model without a `backbone` to scope runs
+    its whole forward under `--amp` (Deformable DETR), so its scores and boxes come out in half precision."""
+    for name, value in instances.get_fields().items():
+        if isinstance(value, Boxes) and value.tensor.dtype != torch.float32:
+            instances.set(name, Boxes(value.tensor.float()))
+        elif isinstance(value, torch.Tensor) and value.is_floating_point() and value.dtype != torch.float32:
+            instances.set(name, value.float())
+    return instances
 
 
 class Predictor:
@@ -121,7 +132,7 @@ class Predictor:
             for group in same_size_groups(inputs):
                 outputs = self.model.inference([inputs[i] for i in group])
                 for i, out in zip(group, outputs):
-                    results[i] = out["instances"].to("cpu")
+                    results[i] = as_float32(out["instances"].to("cpu"))
         return results  # type: ignore[return-value]
 
     def __call__(self, images_bgr: list[np.ndarray]) -> list[Instances]:
