@@ -15,11 +15,18 @@ from typing import Any
 import torch
 from torch import nn
 
+from detic_cli.structures import Boxes, Instances
+
 
 def to_float32(obj: Any) -> Any:
-    """Floating tensors (inside dicts, lists, tuples) as float32; everything else unchanged."""
+    """Floating tensors (inside dicts, lists, tuples, `Boxes` and `Instances` fields) as float32; everything
+    else unchanged."""
     if isinstance(obj, torch.Tensor):
         return obj.float() if obj.is_floating_point() else obj
+    if isinstance(obj, Boxes):
+        return Boxes(to_float32(obj.tensor))
+    if isinstance(obj, Instances):
+        return Instances(obj.image_size, **{k: to_float32(v) for k, v in obj.get_fields().items()})
     if isinstance(obj, dict):
         return {k: to_float32(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):

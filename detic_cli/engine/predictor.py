@@ -9,13 +9,13 @@ import torch
 from torch import nn
 
 from detic_cli.data.transforms import resize_shortest_edge
-from detic_cli.engine.amp import autocast_scope
+from detic_cli.engine.amp import autocast_scope, to_float32
 from detic_cli.engine.host_memory import keep_freed_blocks
 from detic_cli.errors import DeticError
 from detic_cli.layers.fast_conv import use_winograd
 from detic_cli.layers.fused_conv import use_fused_convolutions
 from detic_cli.modeling.roi_heads.rescoring import RegionScorer
-from detic_cli.structures import Boxes, Instances
+from detic_cli.structures import Instances
 
 
 def same_size_groups(inputs: list[dict]) -> list[list[int]]:
@@ -40,17 +40,6 @@ class InputSettings:
     min_size: int
     max_size: int
     channel_order: str = "BGR"
-
-
-def as_float32(instances: Instances) -> Instances:
-    """`instances` with its floating tensors and boxes in float32. A model without a `backbone` to scope runs
-    its whole forward under `--amp` (Deformable DETR), so its scores and boxes come out in half precision."""
-    for name, value in instances.get_fields().items():
-        if isinstance(value, Boxes) and value.tensor.dtype != torch.float32:
-            instances.set(name, Boxes(value.tensor.float()))
-        elif isinstance(value, torch.Tensor) and value.is_floating_point() and value.dtype != torch.float32:
-            instances.set(name, value.float())
-    return instances
 
 
 class Predictor:
@@ -132,7 +121,9 @@ class Predictor:
             for group in same_size_groups(inputs):
                 outputs = self.model.inference([inputs[i] for i in group])
                 for i, out in zip(group, outputs):
-                    results[i] = as_float32(out["instances"].to("cpu"))
+                    # a model without a `backbone` to scope (Deformable DETR) ran wholly under autocast
+                    instances = out["instances"].to("cpu")
+                    results[i] = to_float32(instances) if self.amp is not None else instances
         return results  # type: ignore[return-value]
 
     def __call__(self, images_bgr: list[np.ndarray]) -> list[Instances]:

@@ -48,7 +48,6 @@ def test_unknown_model_name(run_cli, shared_dir):
     assert code == 1 and "not in the zoo" in err
 
 
-
 def test_bad_vocab_fails_before_model_files_are_pulled(run_cli, tmp_path):
     """A --vocab with no class name is refused at once: no model file is fetched into the cache."""
     mirror = tmp_path / "mirror"  # the model's files are not there: fetching them would be the error otherwise

@@ -7,7 +7,8 @@ import torch
 
 from detic_cli.checkpoint.load import load_checkpoint
 from detic_cli.config import load_config
-from detic_cli.engine.predictor import InputSettings, Predictor, as_float32
+from detic_cli.engine.amp import to_float32
+from detic_cli.engine.predictor import InputSettings, Predictor
 from detic_cli.engine.result import Result
 from detic_cli.modeling.builders import build_model
 from detic_cli.structures import Boxes, Instances
@@ -15,11 +16,12 @@ from detic_cli.structures import Boxes, Instances
 DETR_CONFIG = "Detic_DeformDETR_LI_R50_4x_ft4x.yaml"
 
 
-def test_as_float32_converts_half_fields_and_keeps_the_others():
+def test_to_float32_converts_half_instance_fields_and_keeps_the_others():
     inst = Instances((20, 30), pred_boxes=Boxes(torch.tensor([[1.0, 2.0, 5.0, 9.5]], dtype=torch.bfloat16)),
                      scores=torch.tensor([0.75], dtype=torch.float16), pred_classes=torch.tensor([3]),
                      pred_masks=torch.ones(1, 20, 30, dtype=torch.bool))
-    out = as_float32(inst)
+    out = to_float32(inst)
+    assert isinstance(out, Instances) and out.image_size == (20, 30) and isinstance(out.pred_boxes, Boxes)
     assert out.pred_boxes.tensor.dtype == torch.float32 and out.scores.dtype == torch.float32
     assert out.pred_boxes.tensor.tolist() == [[1.0, 2.0, 5.0, 9.5]] and out.scores.tolist() == [0.75]
     assert out.pred_classes.dtype == torch.int64 and out.pred_masks.dtype == torch.bool
